@@ -1,0 +1,176 @@
+r"""What to binarize in a network, and how: the single source of Larq layer arguments.
+
+A network's weight layers (Dense, Conv, DepthwiseConv) are numbered in data-flow order.
+`Binarization` decides, for each of three *roles* -- the ``first`` weight layer (it sees the
+image), ``hidden`` layers, and the ``last`` (classifier) layer -- the Larq arguments of that
+layer (methods.md §1):
+
+- binary weights: \\(w_b = sign(w)\\) forward, gradient to the latent \\(w\\) through the
+  weight estimator (identity STE by default), latent weights clipped to [-1, 1] after every
+  step (`larq.constraints.WeightClip`). Applied to hidden layers, and to the first and last
+  layers only when ``keep_first_last=False``.
+- binary activations: every hidden activation becomes \\(sign\\), realised as the
+  ``input_quantizer`` of the weight layer that consumes it (Larq's recommended form, and the
+  one Larq Compute Engine turns into bit-packed binary convolutions). Applied to the inputs
+  of every weight layer except the first (whose input is the image). Models then apply *no*
+  float activation before a sign: `Binarization.activation` returns the identity.
+- biases and batch/layer normalisation are always real-valued.
+
+Weights and activations are toggled independently: the four combinations of paper 000
+Tables 4-6 are ``Binarization(weights=w, activations=a)`` for ``w, a`` in {True, False}.
+
+!!! example
+    ```python
+    b = lqbench.Binarization(weights=True, activations=True, activation_estimator="approx_sign")
+    x = lq.layers.QuantConv2D(128, 3, padding="same", use_bias=False, **b.conv_kwargs("hidden"))(x)
+    ```
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from lqbench import estimators
+
+ROLES = ("first", "hidden", "last")
+
+
+@dataclasses.dataclass(frozen=True)
+class Binarization:
+    """Which tensors are binary and which gradient estimator each uses.
+
+    # Arguments
+        weights: binarize weights of hidden weight layers.
+        activations: binarize hidden activations (inputs of all weight layers but the first).
+        weight_estimator: estimator name for weights (`lqbench.estimators.available()`).
+        activation_estimator: estimator name for activations.
+        keep_first_last: keep the weights of the first and last weight layers real-valued.
+        clip_weights: clip latent binary weights to [-1, 1] after every step.
+        weight_estimator_kwargs, activation_estimator_kwargs: extra estimator arguments,
+            e.g. ``{"beta": 5.0}``.
+    """
+
+    weights: bool = True
+    activations: bool = True
+    weight_estimator: str = "ste"
+    activation_estimator: str = "ste_clipped"
+    keep_first_last: bool = True
+    clip_weights: bool = True
+    weight_estimator_kwargs: dict = dataclasses.field(default_factory=dict, hash=False)
+    activation_estimator_kwargs: dict = dataclasses.field(default_factory=dict, hash=False)
+
+    def __post_init__(self):
+        for field in ("weight_estimator", "activation_estimator"):
+            name = getattr(self, field)
+            if name not in estimators.available():
+                raise ValueError(
+                    f"Binarization.{field}: unknown estimator {name!r}; "
+                    f"available: {', '.join(estimators.available())}"
+                )
+        if self.weight_estimator == "rsign":
+            raise ValueError("Binarization.weight_estimator: 'rsign' binarizes activations only")
+
+    @classmethod
+    def full_precision(cls) -> "Binarization":
+        """Nothing binary: the float baseline."""
+        return cls(weights=False, activations=False)
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> "Binarization":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(config) - names
+        if unknown:
+            raise ValueError(
+                f"Binarization: unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(names))}"
+            )
+        return cls(**config)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def is_full_precision(self) -> bool:
+        return not (self.weights or self.activations)
+
+    @property
+    def label(self) -> str:
+        """Short label in the papers' W/A notation, e.g. ``W1A1``, ``W32A1``."""
+        return f"W{1 if self.weights else 32}A{1 if self.activations else 32}"
+
+    def _check_role(self, role: str) -> None:
+        if role not in ROLES:
+            raise ValueError(f"unknown layer role {role!r}; allowed: {', '.join(ROLES)}")
+
+    def binary_weights(self, role: str) -> bool:
+        """Whether the weights of a layer in ``role`` are binary."""
+        self._check_role(role)
+        return self.weights and (role == "hidden" or not self.keep_first_last)
+
+    def binary_inputs(self, role: str) -> bool:
+        """Whether the inputs of a layer in ``role`` are binary (hidden activations)."""
+        self._check_role(role)
+        return self.activations and role != "first"
+
+    def input_quantizer(self, role: str):
+        if not self.binary_inputs(role):
+            return None
+        return estimators.get(self.activation_estimator, **self.activation_estimator_kwargs)
+
+    def kernel_quantizer(self, role: str):
+        if not self.binary_weights(role):
+            return None
+        return estimators.get(self.weight_estimator, **self.weight_estimator_kwargs)
+
+    def kernel_constraint(self, role: str):
+        import larq as lq
+
+        if not (self.binary_weights(role) and self.clip_weights):
+            return None
+        return lq.constraints.WeightClip(1.0)
+
+    def dense_kwargs(self, role: str) -> dict[str, Any]:
+        """Arguments of `larq.layers.QuantDense` for a layer in ``role``."""
+        return {
+            "input_quantizer": self.input_quantizer(role),
+            "kernel_quantizer": self.kernel_quantizer(role),
+            "kernel_constraint": self.kernel_constraint(role),
+        }
+
+    def conv_kwargs(self, role: str) -> dict[str, Any]:
+        """Arguments of `larq.layers.QuantConv2D` for a layer in ``role``.
+
+        Binary-input convolutions pad with +1 (``pad_values=1.0``), the value Larq Compute
+        Engine's binary kernels support on every target for ``padding="same"``.
+        """
+        kwargs = self.dense_kwargs(role)
+        kwargs["pad_values"] = 1.0 if self.binary_inputs(role) else 0.0
+        return kwargs
+
+    def depthwise_kwargs(self, role: str) -> dict[str, Any]:
+        """Arguments of `larq.layers.QuantDepthwiseConv2D` for a layer in ``role``."""
+        kwargs = {
+            "input_quantizer": self.input_quantizer(role),
+            "depthwise_quantizer": self.kernel_quantizer(role),
+            "depthwise_constraint": self.kernel_constraint(role),
+        }
+        kwargs["pad_values"] = 1.0 if self.binary_inputs(role) else 0.0
+        return kwargs
+
+    def activation(self, float_activation: str | None = "relu"):
+        """The activation a model applies where its float version applies ``float_activation``.
+
+        With binary activations the sign lives in the next layer's ``input_quantizer``, so
+        the model applies the identity here (a ReLU before a sign would make every value +1).
+        """
+        if self.activations or float_activation is None:
+            return "linear"
+        return float_activation
+
+    def estimator_names(self) -> set[str]:
+        """Estimators used, for `lqbench.estimators.callbacks_for`."""
+        names = set()
+        if self.weights:
+            names.add(self.weight_estimator)
+        if self.activations:
+            names.add(self.activation_estimator)
+        return names
