@@ -370,6 +370,9 @@ class GumbelTemperatureSchedule(tf.keras.callbacks.Callback):
                 quantizer.assign(tau=self.temperature(epoch))
 
 
+# Larq registers "ste_sign", "approx_sign" and "swish_sign"; lqbench's name for the clipped STE too.
+lq.utils.register_alias("ste_clipped")(lq.quantizers.SteSign)
+
 _FACTORIES: dict[str, Callable[..., Any]] = {
     "ste": SteIdentity,
     "ste_clipped": lq.quantizers.SteSign,

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``lqbench`` command line (see `lqbench.cli`)."""

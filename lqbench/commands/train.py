@@ -1,0 +1,33 @@
+"""``lqbench train``: train one spec (every seed) and save the models and results."""
+from __future__ import annotations
+
+from lqbench.commands._spec_args import add_spec_arguments, spec_from_arguments
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="train a zoo model on a dataset and save it",
+                                   description="Train a zoo model with a training algorithm and optimizer.")
+    add_spec_arguments(parser)
+    parser.add_argument("--output", default="lqbench-results", help="results folder")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from lqbench import experiment
+
+    spec = spec_from_arguments(args)
+    failed = 0
+    for seed in spec.seeds:
+        result = experiment.run(spec, seed, args.output, verbose=0 if args.quiet else 2)
+        if result.status != "ok":
+            failed += 1
+            print(f"seed {seed}: FAILED: {result.error}")
+            continue
+        print(
+            f"seed {seed}: test accuracy {result.test_accuracy:.4f} "
+            f"(best-val weights {result.test_accuracy_best_val:.4f}), "
+            f"{result.params:,} parameters, {result.footprint_bits / 8 / 1024:.1f} KiB deployed, "
+            f"{result.wall_time_s:.1f} s; model: {result.model_path}"
+        )
+    return 1 if failed else 0

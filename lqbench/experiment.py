@@ -1,0 +1,349 @@
+"""Run one `ExperimentSpec` for one seed: train, select on validation, test, record.
+
+`run(spec, seed, output_dir)` is the Python entry behind ``lqbench train`` and every
+search, sweep and benchmark:
+
+1. load the dataset's ``train`` / ``val`` / ``test`` splits (`lqbench.data`);
+2. build the zoo model with the spec's `Binarization` (`lqbench.models`), or its full
+   precision version when ``post_training_binarization`` is set (paper 003's naive
+   baseline: train in float, binarize afterwards);
+3. wrap it in the training algorithm (`lqbench.algorithms`: BP, DFA, DRTP, HSIC, SigpropTL);
+4. fit it with the optimizer or multi-phase recipe (`lqbench.recipes.fit`) under XLA where
+   the algorithm and optimizer support it;
+5. evaluate the final model and the best-on-validation weights on the test split;
+6. save the trained model (``model.keras``, reloads with `load_model`), TensorBoard logs,
+   the spec and a `RunResult` (``result.json``, written atomically).
+
+A run whose loss becomes NaN or infinite stops at once and returns a `RunResult` with
+``status="failed"`` and the reason; nothing else is lost. An interrupted single-phase run
+resumes from its last finished epoch (Keras `BackupAndRestore`) when started again with the
+same output folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import pathlib
+import time
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from lqbench import storage
+from lqbench.spec import ExperimentSpec
+
+_PROC_STATUS = pathlib.Path("/proc/self/status")
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What one run of one spec with one seed produced."""
+
+    name: str
+    spec_key: str
+    seed: int
+    status: str  # "ok" or "failed"
+    error: str | None = None
+    test_accuracy: float | None = None  # final model
+    test_accuracy_best_val: float | None = None  # weights of the best validation epoch
+    best_val_accuracy: float | None = None
+    best_epoch: int | None = None
+    epochs_run: int = 0
+    history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    wall_time_s: float = 0.0
+    time_per_epoch_s: float | None = None
+    peak_memory_bytes: int | None = None
+    memory_method: str | None = None
+    params: int | None = None
+    footprint_bits: int | None = None
+    saved_model_bytes: int | None = None
+    jit_compile: bool = False
+    model_path: str | None = None
+    log_dir: str | None = None
+    spec: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> "RunResult":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in value.items() if k in names})
+
+    def save(self, path: str | os.PathLike) -> pathlib.Path:
+        return storage.write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "RunResult":
+        return cls.from_dict(storage.read_json(path))
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def run_dir(spec: ExperimentSpec, seed: int, output_dir: str | os.PathLike) -> pathlib.Path:
+    """Where the run of ``spec`` with ``seed`` keeps its files."""
+    return pathlib.Path(output_dir) / f"{spec.name}-{spec.key()}" / f"seed-{seed}"
+
+
+def load_model(path: str | os.PathLike) -> tf.keras.Model:
+    """Load a model saved by `run` (or any Keras model using lqbench/Larq custom objects)."""
+    import lqbench.models  # noqa: F401  (registers the zoo's custom layers)
+    from lqbench import continuous  # noqa: F401  (registers continuous-binarization layers)
+
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no saved model at {path}")
+    return tf.keras.models.load_model(path, compile=False)
+
+
+def run(
+    spec: ExperimentSpec,
+    seed: int | None = None,
+    output_dir: str | os.PathLike = "lqbench-results",
+    verbose: int | str = 0,
+    extra_callbacks: tuple = (),
+    save_model: bool = True,
+    strategy: tf.distribute.Strategy | None = None,
+) -> RunResult:
+    """Train and evaluate ``spec`` with ``seed`` (default: its first seed); see module doc."""
+    from lqbench import data
+
+    seed = spec.seeds[0] if seed is None else seed
+    directory = run_dir(spec, seed, output_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    spec.save(directory / "spec.toml")
+    result = RunResult(name=spec.name, spec_key=spec.key(), seed=seed, status="failed", spec=spec.to_dict())
+
+    tf.keras.utils.set_random_seed(seed)
+    info = data.info(spec.dataset, data_dir=spec.data_dir)
+    input_shape = tuple(spec.image_size) + (info.input_shape[-1],) if spec.image_size else info.input_shape
+    load = dict(batch_size=spec.batch_size, data_dir=spec.data_dir, seed=seed, image_size=spec.image_size)
+    train_data = data.load(spec.dataset, "train", augment=spec.augment, **load)
+    val_data = data.load(spec.dataset, "val", **load)
+    test_data = data.load(spec.dataset, "test", **load)
+    steps_per_epoch = math.ceil(info.sizes["train"] / spec.batch_size)
+
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model, trainer = _build(spec, seed, input_shape, info.num_classes)
+    result.params = int(model.count_params())
+    from lqbench import models
+
+    result.footprint_bits = int(models.memory_footprint_bits(_deployed_model(spec, model, input_shape, info.num_classes)))
+
+    timer = _EpochTimer()
+    best = _BestWeights(model)
+    callbacks = [timer, _StopOnNonFinite(), tf.keras.callbacks.TensorBoard(str(directory / "logs"))]
+    if _single_phase(spec):
+        callbacks += [best, tf.keras.callbacks.BackupAndRestore(str(directory / "backup"))]
+    callbacks += list(extra_callbacks)
+    from lqbench import estimators, optimizers, recipes
+
+    if not spec.post_training_binarization:
+        callbacks += estimators.callbacks_for(spec.binarization.estimator_names(), spec.epochs)
+    jit = bool(spec.jit_compile and getattr(trainer, "supports_xla", True) and optimizers.supports_xla(spec.optimizer))
+    result.jit_compile = jit
+
+    memory = PeakMemory()
+    start = time.perf_counter()
+    try:
+        with strategy.scope():
+            history = recipes.fit(
+                trainer,
+                train_data,
+                epochs=spec.epochs,
+                optimizer=spec.optimizer,
+                validation_data=val_data,
+                learning_rate=spec.learning_rate,
+                weight_decay=spec.weight_decay,
+                schedule=spec.schedule,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=callbacks,
+                jit_compile=jit,
+                verbose=verbose,
+                hparams=dict(spec.optimizer_args),
+            )
+    except TrainingDiverged as error:
+        result.error = str(error)
+        result.history = _history(timer.history)
+        result.wall_time_s = time.perf_counter() - start
+        result.save(directory / "result.json")
+        return result
+    result.wall_time_s = time.perf_counter() - start
+    result.peak_memory_bytes, result.memory_method = memory.peak()
+    result.history = _history(history.history)
+    result.epochs_run = len(timer.epoch_times)
+    result.time_per_epoch_s = float(np.median(timer.epoch_times)) if timer.epoch_times else None
+
+    if spec.post_training_binarization:
+        model = _binarize_post_training(spec, model, input_shape, info.num_classes)
+        trainer = model
+        best.best_weights = None
+    trainer.compile(loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    result.test_accuracy = float(trainer.evaluate(test_data, verbose=0, return_dict=True)["accuracy"])
+    if best.best_weights is not None:
+        model.set_weights(best.best_weights)
+        result.best_val_accuracy = best.best_value
+        result.best_epoch = best.best_epoch
+        result.test_accuracy_best_val = float(trainer.evaluate(test_data, verbose=0, return_dict=True)["accuracy"])
+    else:
+        val_history = result.history.get("val_accuracy")
+        if val_history:
+            result.best_val_accuracy = float(np.nanmax(val_history))
+        result.test_accuracy_best_val = result.test_accuracy
+    if save_model:
+        path = directory / "model.keras"
+        model.save(path)
+        result.model_path = str(path)
+        result.saved_model_bytes = path.stat().st_size
+    result.log_dir = str(directory / "logs")
+    result.status = "ok"
+    result.save(directory / "result.json")
+    return result
+
+
+def run_seeds(spec: ExperimentSpec, output_dir: str | os.PathLike = "lqbench-results", **kwargs) -> list[RunResult]:
+    """`run` for every seed of the spec."""
+    return [run(spec, seed, output_dir, **kwargs) for seed in spec.seeds]
+
+
+# ---------------------------------------------------------------------------- internals
+def _build(spec: ExperimentSpec, seed: int, input_shape, num_classes):
+    from lqbench import algorithms
+    from lqbench.binarization import Binarization
+    import lqbench.models as models
+
+    binarization = Binarization.full_precision() if spec.post_training_binarization else spec.binarization
+    model = models.build(
+        spec.model,
+        input_shape,
+        num_classes,
+        binarization=binarization,
+        skip_connections=spec.skip_connections,
+        **spec.model_args,
+    )
+    trainer = algorithms.build(spec.algorithm, model, seed=seed, **spec.algorithm_args)
+    return model, trainer
+
+
+def _deployed_model(spec, model, input_shape, num_classes):
+    if not spec.post_training_binarization:
+        return model
+    import lqbench.models as models
+
+    return models.build(
+        spec.model, input_shape, num_classes, binarization=spec.binarization,
+        skip_connections=spec.skip_connections, **spec.model_args,
+    )
+
+
+def _binarize_post_training(spec, model, input_shape, num_classes):
+    import lqbench.models as models
+
+    return models.binarize_post_training(
+        model, spec.model, input_shape, num_classes, spec.binarization,
+        skip_connections=spec.skip_connections, **spec.model_args,
+    )
+
+
+def _single_phase(spec: ExperimentSpec) -> bool:
+    from lqbench import optimizers
+
+    return spec.optimizer in optimizers.available()
+
+
+def _history(history: dict) -> dict[str, list[float]]:
+    return {key: [float(v) for v in values] for key, values in history.items()}
+
+
+class _EpochTimer(tf.keras.callbacks.Callback):
+    """Wall time of every epoch, and the logs seen so far (kept if training fails)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch_times: list[float] = []
+        self.history: dict[str, list[float]] = {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_times.append(time.perf_counter() - self._start)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+
+
+class _StopOnNonFinite(tf.keras.callbacks.Callback):
+    """Raise `TrainingDiverged` as soon as the training loss is NaN or infinite."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDiverged(f"loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}")
+
+
+class _BestWeights(tf.keras.callbacks.Callback):
+    """Keep the weights of the epoch with the best validation accuracy (selection on val)."""
+
+    def __init__(self, model: tf.keras.Model, monitor: str = "val_accuracy"):
+        super().__init__()
+        self.target, self.monitor = model, monitor
+        self.best_value, self.best_epoch, self.best_weights = -math.inf, None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and float(value) > self.best_value:
+            self.best_value, self.best_epoch = float(value), epoch + 1
+            self.best_weights = self.target.get_weights()
+
+
+class PeakMemory:
+    """Peak resident memory of this process from now on (CPU), or the GPU allocator's peak.
+
+    On Linux the kernel's high-water mark ``VmHWM`` is reset by writing ``5`` to
+    ``/proc/self/clear_refs``; the peak is then ``VmHWM - VmRSS(start)``. For an isolated
+    measurement with glibc's caching disabled use `lqbench.profiling` (a fresh subprocess).
+    """
+
+    def __init__(self):
+        self.gpu = bool(tf.config.list_physical_devices("GPU"))
+        if self.gpu:
+            tf.config.experimental.reset_memory_stats("GPU:0")
+            self.start = 0
+            return
+        self.start = _proc_kib("VmRSS")
+        try:
+            pathlib.Path("/proc/self/clear_refs").write_text("5")
+            self.reset = True
+        except OSError:
+            self.reset = False
+
+    def peak(self) -> tuple[int | None, str]:
+        if self.gpu:
+            return int(tf.config.experimental.get_memory_info("GPU:0")["peak"]), "gpu allocator peak"
+        hwm = _proc_kib("VmHWM")
+        if hwm is None or self.start is None:
+            return None, "unavailable"
+        method = "process VmHWM - VmRSS at start" if self.reset else "process VmHWM (not reset) - VmRSS at start"
+        return max(0, (hwm - self.start) * 1024), method
+
+
+def _proc_kib(field: str) -> int | None:
+    try:
+        for line in _PROC_STATUS.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None

@@ -1,0 +1,75 @@
+"""Binarization: which layers get which Larq arguments."""
+import pytest
+
+import lqbench
+import larq as lq
+
+from lqbench import Binarization, estimators
+
+
+@pytest.mark.parametrize("weights", [True, False])
+@pytest.mark.parametrize("activations", [True, False])
+def test_roles_follow_the_four_combinations(weights, activations):
+    b = Binarization(weights=weights, activations=activations)
+    assert b.label == f"W{1 if weights else 32}A{1 if activations else 32}"
+    first, hidden, last = (b.dense_kwargs(r) for r in ("first", "hidden", "last"))
+    # first and last weights stay real by default; biases/normalisation are never quantized
+    assert first["kernel_quantizer"] is None and last["kernel_quantizer"] is None
+    assert (hidden["kernel_quantizer"] is not None) == weights
+    assert (hidden["kernel_constraint"] is not None) == weights
+    # the image is never binarized; every other weight layer's input is a hidden activation
+    assert first["input_quantizer"] is None
+    assert (hidden["input_quantizer"] is not None) == activations
+    assert (last["input_quantizer"] is not None) == activations
+    assert b.activation("relu") == ("linear" if activations else "relu")
+
+
+def test_default_estimators_are_identity_ste_for_weights_and_clipped_ste_for_activations():
+    b = Binarization()
+    assert isinstance(b.kernel_quantizer("hidden"), estimators.SteIdentity)
+    assert type(b.input_quantizer("hidden")) is lq.quantizers.SteSign
+    assert isinstance(b.kernel_constraint("hidden"), lq.constraints.WeightClip)
+    assert b.kernel_constraint("hidden").clip_value == 1.0
+
+
+def test_keep_first_last_false_binarizes_every_weight_layer():
+    b = Binarization(keep_first_last=False)
+    assert b.kernel_quantizer("first") is not None and b.kernel_quantizer("last") is not None
+    assert b.input_quantizer("first") is None
+
+
+def test_conv_kwargs_pad_with_one_for_binary_inputs():
+    assert Binarization().conv_kwargs("hidden")["pad_values"] == 1.0
+    assert Binarization().conv_kwargs("first")["pad_values"] == 0.0
+    assert Binarization(activations=False).conv_kwargs("hidden")["pad_values"] == 0.0
+    depthwise = Binarization().depthwise_kwargs("hidden")
+    assert set(depthwise) == {"input_quantizer", "depthwise_quantizer", "depthwise_constraint", "pad_values"}
+
+
+def test_estimator_choice_and_kwargs_reach_the_quantizers():
+    b = Binarization(activation_estimator="tanh", activation_estimator_kwargs={"beta": 2.0},
+                     weight_estimator="approx_sign")
+    assert isinstance(b.input_quantizer("hidden"), estimators.TanhSign)
+    assert b.input_quantizer("hidden").beta == 2.0
+    assert isinstance(b.kernel_quantizer("hidden"), lq.quantizers.ApproxSign)
+    assert b.estimator_names() == {"tanh", "approx_sign"}
+
+
+def test_full_precision_has_no_quantizer_anywhere():
+    b = Binarization.full_precision()
+    assert b.is_full_precision and b.label == "W32A32"
+    for role in ("first", "hidden", "last"):
+        assert all(v is None for k, v in b.dense_kwargs(role).items())
+
+
+def test_dict_round_trip_and_errors():
+    b = Binarization(weights=False, activation_estimator="ede")
+    assert Binarization.from_dict(b.to_dict()) == b
+    with pytest.raises(ValueError, match="unknown estimator 'nope'"):
+        Binarization(activation_estimator="nope")
+    with pytest.raises(ValueError, match="unknown field.*colour"):
+        Binarization.from_dict({"colour": 1})
+    with pytest.raises(ValueError, match="rsign"):
+        Binarization(weight_estimator="rsign")
+    with pytest.raises(ValueError, match="unknown layer role 'middle'"):
+        b.dense_kwargs("middle")
