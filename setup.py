@@ -1,7 +1,7 @@
 """lqbench: train, compare and deploy binary neural networks with Larq."""
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 
@@ -11,15 +11,15 @@ def _requirements():
     return [l.split("#")[0].strip() for l in lines if l.split("#")[0].strip() and "pytest" not in l]
 
 
-SUBPACKAGES = {
-    # lqbench's own modules
-    "lqbench": "lqbench",
-    "lqbench.algorithms": "lqbench/algorithms",
-    "lqbench.data": "lqbench/data",
-    # top-level folders installed under the one lqbench namespace
-    "lqbench.models": "models",
-    "lqbench.tflite": "tflite",
-}
+# lqbench's own packages, plus the top-level folders installed under the one lqbench namespace.
+TOP_LEVEL = {"lqbench.models": "models", "lqbench.tflite": "tflite"}
+SUBPACKAGES = {"lqbench": "lqbench"}
+SUBPACKAGES.update(
+    {f"lqbench.{p}": f"lqbench/{p.replace('.', '/')}" for p in find_packages("lqbench")}
+)
+for package, folder in TOP_LEVEL.items():
+    SUBPACKAGES[package] = folder
+    SUBPACKAGES.update({f"{package}.{p}": f"{folder}/{p.replace('.', '/')}" for p in find_packages(folder)})
 
 setup(
     name="lqbench",
@@ -28,7 +28,7 @@ setup(
     long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
-    packages=[p for p, d in SUBPACKAGES.items() if (HERE / d).is_dir()],
+    packages=list(SUBPACKAGES),
     package_dir=SUBPACKAGES,
     package_data={"lqbench": ["presets/*.toml"]},
     install_requires=_requirements(),

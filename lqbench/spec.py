@@ -142,7 +142,7 @@ class ExperimentSpec:
             if not isinstance(values, list) or not values:
                 raise SpecError(f"grid: {key} must be a non-empty list, got {values!r}")
             for value in values:
-                self.with_values({key: value})  # each grid point must itself be a valid spec
+                self.with_values({key: value, "grid": {}})  # each grid point must itself be a valid spec
 
     # ------------------------------------------------------------------ variants
     def with_values(self, values: dict[str, Any]) -> "ExperimentSpec":

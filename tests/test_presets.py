@@ -1,0 +1,84 @@
+"""Presets: every TOML file validates (ExperimentSpec.load / sweep files) and follows its paper's protocol."""
+import tomllib
+
+import pytest
+
+import lqbench  # noqa: F401
+from lqbench import presets
+from lqbench.spec import ExperimentSpec
+from lqbench.sweep import SweepSpec
+
+PAPER = {"paper000-imagenette", "paper000-cifar10", "paper000-indoor67", "paper001-resnet20", "paper002-mnist",
+         "paper003-base-cnn", "paper003-vgg-small"}
+
+
+def test_available_lists_paper_and_small_presets():
+    names = presets.available()
+    assert PAPER <= set(names)
+    assert {n for n in names if n.startswith("small-")} >= {"small-digits-algorithms", "small-digits-tune"}
+    with pytest.raises(ValueError, match="unknown preset 'nope'; available: paper000-cifar10"):
+        presets.path("nope")
+
+
+@pytest.mark.parametrize("name", presets.available())
+def test_every_preset_validates(name):
+    preset = presets.load(name)
+    specs = presets.specs(name)
+    assert specs and all(isinstance(s, ExperimentSpec) for s in specs)
+    assert len({(s.name, s.key()) for s in specs}) == len(specs)  # no duplicate runs
+    if isinstance(preset, SweepSpec):
+        config = tomllib.loads(presets.path(name).read_text())
+        ExperimentSpec.from_dict(config["base"])  # the [base] table alone is a valid spec
+        assert SweepSpec.from_toml(preset.to_toml()).specs() == specs
+    else:
+        assert preset == ExperimentSpec.load(presets.path(name))
+
+
+def _by_name(name):
+    return {s.name: s for s in presets.specs(name)}
+
+
+def test_paper000_protocol():
+    specs = presets.specs("paper000-imagenette")
+    assert presets.load("paper000-imagenette").tune
+    for spec in specs:
+        assert (spec.dataset, spec.image_size, spec.epochs, spec.batch_size) == ("imagenette", [224, 224], 80, 128)
+        assert (spec.optimizer, spec.weight_decay, spec.seeds, spec.augment) == ("adam", 1e-5, [0, 1, 2, 3, 4], True)
+        assert spec.grid == {} and spec.binarization.keep_first_last
+    combos = {(s.model, s.algorithm, s.binarization.label, s.skip_connections) for s in specs}
+    for model in ("vgg19", "mobilenet_v2", "mlp_mixer"):
+        for algorithm in ("bp", "dfa", "drtp"):
+            for label in ("W32A32", "W1A32", "W32A1", "W1A1"):
+                assert (model, algorithm, label, True) in combos  # Tables 3-6
+        for algorithm in ("hsic", "sigprop"):
+            assert (model, algorithm, "W1A1", True) in combos  # Table 7
+    for model in ("mobilenet_v2", "mlp_mixer"):
+        for algorithm in ("bp", "dfa", "drtp", "hsic", "sigprop"):
+            assert (model, algorithm, "W1A1", False) in combos  # Table 8
+    assert len(specs) == 36 + 6 + 10
+    for name in ("paper000-cifar10", "paper000-indoor67"):
+        specs = presets.specs(name)
+        assert len(specs) == 18 and {s.binarization.label for s in specs} == {"W32A32", "W1A1"}
+
+
+def test_paper001_to_003_settings():
+    p001 = presets.specs("paper001-resnet20")
+    assert {(s.optimizer, s.dataset) for s in p001} == {(o, d) for o in ("ste", "bmd", "bop", "bnew")
+                                                        for d in ("cifar10", "cifar100")}
+    assert all(s.model == "resnet20" and s.binarization.activation_estimator == "approx_sign" for s in p001)
+    bmd = next(s for s in p001 if s.optimizer == "bmd")
+    assert bmd.grid["optimizer_args.rho"] == [1.003, 1.01, 1.03, 1.1, 1.3]
+    p002 = _by_name("paper002-mnist")
+    assert {s.model_args["hidden_units"] == [2048, 2048, 2048] for s in p002.values()} == {True}
+    assert {n: (s.optimizer, s.binarization.label) for n, s in p002.items()} == {
+        "p002-mnist-fp": ("sgd", "W32A32"), "p002-mnist-ste": ("adam", "W32A1"), "p002-mnist-cb": ("cb", "W32A32")}
+    p003 = presets.specs("paper003-base-cnn")
+    table1 = [s for s in p003 if s.model_args == {"binarize_dense": False}]
+    estimators = {(s.binarization.label, s.binarization.weight_estimator) for s in table1 if
+                  not s.post_training_binarization and not s.binarization.is_full_precision}
+    assert estimators == {(l, e) for l in ("W1A32", "W1A1") for e in ("ste", "approx_sign", "tanh", "cosh2", "gumbel")}
+    assert any(s.post_training_binarization for s in p003) and any(s.binarization.is_full_precision for s in p003)
+    assert all((s.optimizer, s.weight_decay, s.schedule, s.epochs) == ("sgd", 1e-4, "cosine", 300) for s in p003)
+    assert all(not s.binarization.keep_first_last for s in p003)
+    vgg = presets.specs("paper003-vgg-small")
+    assert {s.binarization.weight_estimator for s in vgg} == {"ede", "tanh", "ste", "gumbel", "cosh2", "approx_sign"}

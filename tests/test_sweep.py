@@ -1,0 +1,255 @@
+"""Sweeps: expand/sweep files, resumability (fake runner, then SIGKILL of the real CLI), failures."""
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import lqbench  # noqa: F401
+from lqbench import experiment, sweep
+from lqbench.experiment import RunResult
+from lqbench.spec import ExperimentSpec, SpecError
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TINY = dict(dataset="digits", model="binarynet_mlp", model_args={"hidden_units": [32]}, epochs=1, batch_size=64)
+
+
+def _base(**values):
+    return ExperimentSpec(**{"name": "mlp", **TINY, **values})
+
+
+# ---------------------------------------------------------------------------- expand and sweep files
+def test_expand_products_with_readable_names():
+    base = _base(binarization={"activation_estimator": "tanh"})
+    specs = sweep.expand(base, {"algorithm": ["bp", "dfa"], "binarization": ["W1A1", "W32A1"],
+                                "learning_rate": [1e-3], "skip_connections": [False]})
+    assert [s.name for s in specs] == [
+        "mlp-bp-W1A1-lr0.001-no-skips", "mlp-bp-W32A1-lr0.001-no-skips",
+        "mlp-dfa-W1A1-lr0.001-no-skips", "mlp-dfa-W32A1-lr0.001-no-skips",
+    ]
+    assert [(s.algorithm, s.binarization.label) for s in specs] == [
+        ("bp", "W1A1"), ("bp", "W32A1"), ("dfa", "W1A1"), ("dfa", "W32A1")]
+    assert all(s.binarization.activation_estimator == "tanh" for s in specs)  # label keeps the estimators
+    assert len({s.key() for s in specs}) == 4
+    tables = sweep.expand(base, {"binarization": [{"weights": False, "weight_estimator": "ste"}],
+                                 "model_args": [{"hidden_units": [16, 8]}], "algorithm_args.gamma": [20.0],
+                                 "algorithm": ["hsic"]})
+    assert tables[0].name == "mlp-W32A1-ste-hiddenunits16x8-gamma20-hsic"
+    assert tables[0].model_args == {"hidden_units": [16, 8]} and tables[0].algorithm_args == {"gamma": 20.0}
+
+
+@pytest.mark.parametrize("axes, fragment", [
+    ({"seeds": [[0], [1]]}, "'seeds' cannot be an axis"),
+    ({"algorithm": []}, "algorithm must be a non-empty list"),
+    ({"binarization": ["W2A1"]}, "'W2A1' is not one of W1A1"),
+    ({"algorithm": ["bp", "sgd"]}, "{'algorithm': 'sgd'}: algorithm: unknown value 'sgd'"),
+    ({"colour": ["red"]}, "colour"),
+])
+def test_expand_errors(axes, fragment):
+    with pytest.raises(SpecError) as error:
+        sweep.expand(_base(), axes)
+    assert fragment in str(error.value)
+
+
+SWEEP_TOML = """
+name = "s"
+
+[base]
+dataset = "digits"
+model = "binarynet_mlp"
+model_args = {hidden_units = [32]}
+epochs = 1
+batch_size = 64
+seeds = [0, 1]
+
+[base.binarization]
+activation_estimator = "tanh"
+
+[axes]
+algorithm = ["bp", "dfa"]
+binarization = ["W1A1", "W32A32"]
+
+[[group]]
+name = "noskip"
+set = {skip_connections = false, binarization = {weights = false}}
+axes = {learning_rate = [1e-2, 1e-3]}
+
+[[group]]
+name = "single"
+set = {optimizer = "sgd"}
+"""
+
+
+def test_sweep_file_groups_round_trip(tmp_path):
+    path = tmp_path / "sweep.toml"
+    path.write_text(SWEEP_TOML)
+    loaded = sweep.SweepSpec.load(path)
+    specs = loaded.specs()
+    assert len(specs) == 4 + 2 + 1
+    names = [s.name for s in specs]
+    assert names[:4] == ["s-bp-W1A1", "s-bp-W32A32", "s-dfa-W1A1", "s-dfa-W32A32"]
+    assert names[4:] == ["s-noskip-lr0.01", "s-noskip-lr0.001", "s-single"]
+    noskip = specs[4]
+    assert noskip.skip_connections is False and noskip.binarization.weights is False
+    assert noskip.binarization.activations is True and noskip.binarization.activation_estimator == "tanh"
+    assert specs[-1].optimizer == "sgd" and specs[-1].seeds == [0, 1]
+    again = sweep.SweepSpec.from_toml(loaded.to_toml())
+    assert [(s.name, s.key()) for s in again.specs()] == [(s.name, s.key()) for s in specs]
+    # a plain spec file is a sweep of one configuration
+    _base().save(tmp_path / "one.toml")
+    assert [s.name for s in sweep.load_specs(tmp_path / "one.toml")] == ["mlp"]
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[axes]\nalgorithm = ['bp']\n", "needs a [base] table"),
+    ("colour = 1\n[base]\n", "unknown sweep key(s) colour"),
+    ("[base]\n[[group]]\nfoo = 1\n", "unknown key(s) foo"),
+    ("tuner = 'hyperband'\n[base]\n", "tuner: unknown value 'hyperband'"),
+    ("[base]\nepochs = 0\n", "epochs"),
+    ("[base]\n[axes]\nmodel = ['nope']\n", "model: unknown value 'nope'"),
+])
+def test_sweep_file_errors(text, fragment):
+    with pytest.raises(SpecError) as error:
+        sweep.SweepSpec.from_toml(text)
+    assert fragment in str(error.value)
+
+
+# ---------------------------------------------------------------------------- resumability (fake runner)
+class CountingRunner:
+    """Writes a result like experiment.run does, counts its calls per run, can fail on demand."""
+
+    def __init__(self, fail_on=()):
+        self.calls: dict[str, int] = {}
+        self.fail_on = set(fail_on)
+
+    def __call__(self, spec, seed, output_dir, **kwargs):
+        folder = experiment.run_dir(spec, seed, output_dir)
+        self.calls[str(folder)] = self.calls.get(str(folder), 0) + 1
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "scratch.txt").write_text("partial work")
+        if (spec.algorithm, seed) in self.fail_on:
+            raise RuntimeError(f"boom in {spec.algorithm}\nsecond line")
+        result = RunResult(name=spec.name, spec_key=spec.key(), seed=seed, status="ok",
+                           test_accuracy=0.5 + seed / 10, test_accuracy_best_val=0.5 + seed / 10,
+                           spec=spec.to_dict())
+        result.save(folder / "result.json")
+        return result
+
+
+def test_sweep_resumes_redoes_partial_and_records_errors(tmp_path):
+    specs = sweep.expand(_base(seeds=[0, 1]), {"algorithm": ["bp", "dfa"]})
+    runner = CountingRunner(fail_on={("dfa", 1)})
+    first = sweep.sweep(specs, tmp_path, runner=runner, log=None)
+    assert len(first.results) == 4 and len(first.trained) == 4 and not first.reused
+    assert [r.status for r in first.results] == ["ok", "ok", "ok", "failed"]
+    failed = first.results[3]
+    assert failed.error == "RuntimeError: boom in dfa second line"  # one line
+    failed_dir = experiment.run_dir(specs[1], 1, tmp_path)
+    assert "Traceback" in (failed_dir / "error.log").read_text()
+    assert RunResult.load(failed_dir / "result.json").status == "failed"
+
+    # a half-written run (folder, no result.json) and a corrupt result are redone; the rest is not
+    partial = experiment.run_dir(specs[0], 1, tmp_path)
+    (partial / "result.json").unlink()
+    (partial / "leftover.bin").write_text("x")
+    corrupt = experiment.run_dir(specs[1], 0, tmp_path)
+    (corrupt / "result.json").write_text('{"name": ')
+    second = sweep.sweep(specs, tmp_path, runner=runner, log=None)
+    assert sorted(second.trained) == sorted(str(p.relative_to(tmp_path)) for p in (partial, corrupt))
+    assert len(second.reused) == 2
+    assert not (partial / "leftover.bin").exists()  # cleared before the redo
+    assert runner.calls[str(experiment.run_dir(specs[0], 0, tmp_path))] == 1
+    assert runner.calls[str(failed_dir)] == 1  # failed runs count as finished
+    third = sweep.sweep(specs, tmp_path, runner=runner, log=None, retry_failed=True)
+    assert third.trained == [str(failed_dir.relative_to(tmp_path))] and runner.calls[str(failed_dir)] == 2
+
+    index = sweep.load_index(tmp_path)
+    assert len(index) == 4 + 2 + 1
+    assert {e["path"] for e in index} == {str(experiment.run_dir(s, seed, tmp_path).relative_to(tmp_path))
+                                          for s in specs for seed in (0, 1)}
+
+
+def test_lost_index_line_is_recovered(tmp_path):
+    specs = [_base(seeds=[0])]
+    sweep.sweep(specs, tmp_path, runner=CountingRunner(), log=None)
+    (tmp_path / "index.jsonl").write_text("")  # as if killed between result.json and the index line
+    again = sweep.sweep(specs, tmp_path, runner=CountingRunner(), log=None)
+    assert again.reused and not again.trained
+    assert [e["recovered"] for e in sweep.load_index(tmp_path)] == [True]
+
+
+def test_run_held_by_another_process_is_skipped(tmp_path):
+    spec = _base(seeds=[0])
+    folder = experiment.run_dir(spec, 0, tmp_path)
+    with sweep.claim(folder) as mine:
+        assert mine
+        # flock locks belong to the open file, so a second open in this process conflicts like another process
+        result = sweep.sweep([spec], tmp_path, runner=CountingRunner(), log=None)
+    assert result.busy == [str(folder.relative_to(tmp_path))] and not result.results
+    assert sweep.sweep([spec], tmp_path, runner=CountingRunner(), log=None).trained
+
+
+# ---------------------------------------------------------------------------- real training
+def _events_pids(folder: pathlib.Path) -> list[str]:
+    """The process ids in the names of the TensorBoard event files a training wrote."""
+    return sorted(p.name.split(".")[-3] for p in (folder / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_sweep_cli_survives_sigkill(tmp_path):
+    """Kill -9 the sweep CLI after the first result, restart: every run trained exactly once."""
+    sweep_file = tmp_path / "sweep.toml"
+    sweep_file.write_text(SWEEP_TOML.split("[[group]]")[0].replace('["bp", "dfa"]', '["bp"]')
+                          .replace('["W1A1", "W32A32"]', '["W1A1"]'))
+    output = tmp_path / "out"
+    specs = sweep.load_specs(sweep_file)
+    folders = [experiment.run_dir(s, seed, output) for s in specs for seed in s.seeds]
+    assert len(folders) == 2  # seeds 0 and 1
+    command = [sys.executable, "-m", "lqbench.cli", "sweep", str(sweep_file), "--output", str(output), "--quiet"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    deadline = time.time() + 180
+    while not any((f / "result.json").exists() for f in folders):
+        assert process.poll() is None, process.stdout.read().decode()[-3000:]
+        assert time.time() < deadline, "no result within 180 s"
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    done_before = {f: (f / "result.json").read_bytes() for f in folders if (f / "result.json").exists()}
+    assert 0 < len(done_before) < len(folders), "the kill must interrupt the sweep"
+    first_pid = str(process.pid)
+
+    restart = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert restart.returncode == 0, restart.stdout[-3000:] + restart.stderr[-3000:]
+    for folder in folders:
+        result = RunResult.load(folder / "result.json")
+        assert result.status == "ok"
+        pids = _events_pids(folder)
+        assert pids and len(set(pids)) == 1, (folder, pids)  # one training wrote this run's logs
+        if folder in done_before:
+            assert (folder / "result.json").read_bytes() == done_before[folder]  # not redone
+            assert pids[0] == first_pid
+        else:
+            assert pids[0] != first_pid  # the killed run was redone from scratch by the restart
+    index = sweep.load_index(output)
+    paths = [e["path"] for e in index]
+    assert sorted(paths) == sorted(str(f.relative_to(output)) for f in folders)  # each run exactly once
+    assert "done before" in restart.stdout
+
+
+def test_nan_run_is_recorded_and_the_sweep_continues(tmp_path):
+    # full precision (nothing clips the weights) and SGD with a learning rate of 1e30: NaN at batch 2
+    diverging = _base(name="diverge", optimizer="sgd", learning_rate=1e30, seeds=[0],
+                      binarization={"weights": False, "activations": False}, model_args={"hidden_units": [32]})
+    healthy = _base(name="ok", seeds=[0])
+    outcome = sweep.sweep([diverging, healthy], tmp_path, log=None, save_model=False)
+    first, second = outcome.results
+    assert first.status == "failed" and "loss became" in first.error, first.error
+    assert second.status == "ok" and second.test_accuracy > 0.3
+    stored = RunResult.load(experiment.run_dir(diverging, 0, tmp_path) / "result.json")
+    assert stored.status == "failed" and stored.error == first.error
+    assert [e["status"] for e in sweep.load_index(tmp_path)] == ["failed", "ok"]
