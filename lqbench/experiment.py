@@ -218,6 +218,9 @@ def _build(spec: ExperimentSpec, seed: int, input_shape, num_classes):
     import lqbench.models as models
 
     binarization = Binarization.full_precision() if spec.post_training_binarization else spec.binarization
+    continuous = spec.optimizer in ("cb", "continuous")
+    if continuous:  # paper 002: activations become binary through the staged PCF -> SBAF schedule
+        binarization = dataclasses.replace(binarization, activations=False)
     model = models.build(
         spec.model,
         input_shape,
@@ -226,6 +229,10 @@ def _build(spec: ExperimentSpec, seed: int, input_shape, num_classes):
         skip_connections=spec.skip_connections,
         **spec.model_args,
     )
+    if continuous:
+        from lqbench import continuous as cb
+
+        model = cb.from_float(model)
     trainer = algorithms.build(spec.algorithm, model, seed=seed, **spec.algorithm_args)
     return model, trainer
 
@@ -251,9 +258,11 @@ def _binarize_post_training(spec, model, input_shape, num_classes):
 
 
 def _single_phase(spec: ExperimentSpec) -> bool:
-    from lqbench import optimizers
+    """Whether selection on validation and epoch-level resume apply (not to multi-phase recipes,
+    whose last phase sign-projects and freezes kernels that earlier epochs' weights lack)."""
+    from lqbench import recipes
 
-    return spec.optimizer in optimizers.available()
+    return spec.optimizer not in recipes.MULTI_PHASE
 
 
 def _history(history: dict) -> dict[str, list[float]]:
