@@ -1,0 +1,67 @@
+"""Deploy lqbench models with Larq Compute Engine: convert, verify, benchmark on host and device.
+
+- `convert(model, path)` -> `ConversionReport`: LCE flatbuffer, op counts, binary layers that
+  became `LceBconv2d`, silent float fallbacks with reasons, size vs the float twin, and the
+  largest difference between the LCE interpreter and Keras.
+- `benchmark(path)` -> `BenchResult`: single-image latency on this host (labelled as such: x86
+  numbers are not ARM numbers); `compare(binary, float)` -> `Comparison`.
+- `AdbRunner`, `SshRunner`, `runner_for("adb:SERIAL" | "ssh:USER@HOST", binary)`: the same
+  `BenchResult` from ``lce_benchmark_model`` on an Android phone or a Raspberry Pi.
+
+!!! example
+    ```python
+    import lqbench, lqbench.tflite
+    report = lqbench.tflite.convert(model, "model.tflite", float_path="model_float.tflite")
+    print(report)
+    print(lqbench.tflite.compare("model.tflite", "model_float.tflite", threads=1).ratio)
+    ```
+"""
+from lqbench.tflite.analysis import LayerFinding, PoolFinding, analyze, op_counts
+from lqbench.tflite.benchmark import KERNEL_CHOICES, BenchResult, Comparison, benchmark, compare, host_label
+from lqbench.tflite.convert import (
+    ConversionError,
+    ConversionReport,
+    ConversionWarning,
+    convert,
+    float_twin,
+    load_model,
+    max_abs_difference,
+    to_flatbuffer,
+)
+from lqbench.tflite.device import (
+    AdbRunner,
+    DeviceError,
+    SshRunner,
+    benchmark_flags,
+    parse_benchmark_output,
+    result_from_output,
+    runner_for,
+)
+
+__all__ = [
+    "AdbRunner",
+    "BenchResult",
+    "Comparison",
+    "ConversionError",
+    "ConversionReport",
+    "ConversionWarning",
+    "DeviceError",
+    "KERNEL_CHOICES",
+    "LayerFinding",
+    "PoolFinding",
+    "SshRunner",
+    "analyze",
+    "benchmark",
+    "benchmark_flags",
+    "compare",
+    "convert",
+    "float_twin",
+    "host_label",
+    "load_model",
+    "max_abs_difference",
+    "op_counts",
+    "parse_benchmark_output",
+    "result_from_output",
+    "runner_for",
+    "to_flatbuffer",
+]

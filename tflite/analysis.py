@@ -1,0 +1,404 @@
+r"""What Larq Compute Engine will make of a Keras model: static analysis and flatbuffer op counts.
+
+LCE turns a Keras layer into its binary convolution `LceBconv2d` only when every one of these
+holds (measured on LCE 0.16, `/work/shared/specs/lce.md`):
+
+- the layer is a `QuantConv2D` (no binary dense, depthwise, 1D, 3D, separable, transposed or
+  locally connected kernel exists);
+- its input quantizer is a *sign* in LCE's graph pattern, \\(sign(x) \in \{-1, +1\}\\):
+  Larq's `SteSign`, `ApproxSign`, `SwishSign` and every lqbench sign estimator;
+- its kernel quantizer gives a constant filter \\(\pm \alpha_c\\) per output channel
+  \\(c\\) (sign-family and `MagnitudeAwareSign` kernels);
+- ``padding="same"`` pads with +1 (``pad_values=1.0``), except on ``target="arm"`` where zero
+  padding also converts (but cannot write bit-packed output);
+- a grouped convolution has a multiple of 32 input channels per group.
+
+A layer with binary inputs but float weights (a kept-float last layer) is a float op by design
+(status ``float_kernel``). Everything else still converts, *silently*, to float ops that compute the same function with
+float weights: the layer "falls back". The one silent **wrong** conversion is a ternary input
+quantizer (`SteTern`): LCE's sign pattern matches it and replaces \\(\{-1, 0, +1\}\\) by
+\\(\{-1, +1\}\\).
+
+`analyze` applies these rules to every Larq layer; `op_counts` reads the operator histogram of
+the converted flatbuffer (custom ops by name), so the two can be cross-checked.
+
+!!! example
+    ```python
+    findings = lqbench.tflite.analysis.analyze(model, target="arm")
+    [f.layer for f in findings.layers if f.status == "fallback"]
+    ```
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Any
+
+import larq as lq
+import tensorflow as tf
+
+from lqbench import estimators
+
+TARGETS = ("arm", "xcore")
+
+# Status of one quantized layer after conversion.
+BINARY = "binary"  # expected to become LceBconv2d
+FALLBACK = "fallback"  # converts to float ops (correct outputs, float weights)
+MISCONVERTED = "misconverted"  # converts to something that computes a different function
+UNKNOWN = "unknown"  # 1-bit quantizers LCE's rules do not cover: decided by the op counts
+FLOAT_KERNEL = "float_kernel"  # binary input, float weights (e.g. a kept-float last layer): a float op, as designed
+
+_SIGN_CLASSES = (
+    lq.quantizers.SteSign,
+    lq.quantizers.ApproxSign,
+    lq.quantizers.SwishSign,
+    estimators._SignEstimator,
+    estimators.RSign,
+)
+_SIGN_FUNCTIONS = (lq.quantizers.ste_sign, lq.quantizers.approx_sign, lq.quantizers.swish_sign)
+
+
+@dataclasses.dataclass
+class LayerFinding:
+    """One quantized Keras layer and what LCE does with it."""
+
+    layer: str
+    type: str
+    input_quantizer: str | None
+    kernel_quantizer: str | None
+    status: str
+    reason: str = ""
+    input_bits: int | None = None
+    kernel_bits: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        quantizers = f"input={self.input_quantizer}, kernel={self.kernel_quantizer}"
+        return f"{self.layer} ({self.type}; {quantizers}): {self.reason}"
+
+
+@dataclasses.dataclass
+class PoolFinding:
+    """A max-pool next to binary layers: does it become `LceBMaxPool2d`?"""
+
+    layer: str
+    binary: bool  # expected LceBMaxPool2d
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Analysis:
+    """Static prediction of the conversion of one model."""
+
+    layers: list[LayerFinding]
+    pools: list[PoolFinding]
+    notes: list[str]
+
+    def with_status(self, status: str) -> list[LayerFinding]:
+        return [f for f in self.layers if f.status == status]
+
+    @property
+    def binary_layers(self) -> list[LayerFinding]:
+        """Layers with a 1-bit input quantizer and a 1-bit kernel quantizer."""
+        return [f for f in self.layers if f.input_bits == 1 and f.kernel_bits == 1]
+
+    @property
+    def expected_bmaxpool(self) -> int:
+        return sum(p.binary for p in self.pools)
+
+
+def _name(quantizer) -> str | None:
+    if quantizer is None:
+        return None
+    return getattr(quantizer, "__name__", type(quantizer).__name__)
+
+
+def _bits(quantizer) -> int | None:
+    """Precision of a quantizer (None: no quantizer, i.e. float)."""
+    if quantizer is None:
+        return None
+    if any(quantizer is f for f in _SIGN_FUNCTIONS):
+        return 1
+    if quantizer is lq.quantizers.ste_heaviside:
+        return 1
+    if quantizer is lq.quantizers.ste_tern:
+        return 2
+    if isinstance(quantizer, lq.quantizers.DoReFa):
+        return int(quantizer.precision)
+    return int(getattr(quantizer, "precision", 32) or 32)
+
+
+def _is_sign(quantizer) -> bool:
+    return isinstance(quantizer, _SIGN_CLASSES) or any(quantizer is f for f in _SIGN_FUNCTIONS)
+
+
+def _is_ternary(quantizer) -> bool:
+    return isinstance(quantizer, lq.quantizers.SteTern) or quantizer is lq.quantizers.ste_tern
+
+
+def _input_problem(quantizer) -> tuple[str, str] | None:
+    """(status, reason) when a 1-bit input quantizer is not LCE's sign, else None."""
+    if _is_sign(quantizer):
+        return None
+    name = _name(quantizer)
+    if isinstance(quantizer, lq.quantizers.SteHeaviside) or quantizer is lq.quantizers.ste_heaviside:
+        return FALLBACK, f"input quantizer {name} outputs {{0, 1}}, not the sign LCE binarizes"
+    if isinstance(quantizer, lq.quantizers.DoReFa):
+        return FALLBACK, f"input quantizer {name} is a k-bit uniform quantizer in [0, 1], not a sign"
+    if isinstance(quantizer, lq.quantizers.MagnitudeAwareSign):
+        return FALLBACK, f"input quantizer {name} scales the sign by a batch statistic: not a pure sign"
+    if isinstance(quantizer, lq.quantizers.NoOp):
+        return FALLBACK, f"input quantizer {name} does not compute a sign in the graph"
+    return UNKNOWN, f"input quantizer {name} is not one LCE is known to match as a sign"
+
+
+def _kernel_problem(quantizer) -> tuple[str, str] | None:
+    """(status, reason) when a 1-bit kernel quantizer does not give a ±alpha filter, else None."""
+    if _is_sign(quantizer) or isinstance(quantizer, lq.quantizers.MagnitudeAwareSign):
+        return None
+    name = _name(quantizer)
+    if isinstance(quantizer, lq.quantizers.SteHeaviside) or quantizer is lq.quantizers.ste_heaviside:
+        return FALLBACK, f"kernel quantizer {name} gives {{0, 1}} weights, not ±alpha"
+    if isinstance(quantizer, lq.quantizers.DoReFa):
+        return FALLBACK, f"kernel quantizer {name} gives k-bit weights, not ±alpha"
+    if isinstance(quantizer, lq.quantizers.NoOp):
+        return FALLBACK, f"kernel quantizer {name} leaves the weights float"
+    return UNKNOWN, f"kernel quantizer {name} is not one LCE is known to fold into a binary filter"
+
+
+def _kernel_quantizers(layer) -> list:
+    return [
+        getattr(layer, attribute)
+        for attribute in ("kernel_quantizer", "depthwise_quantizer", "pointwise_quantizer")
+        if getattr(layer, attribute, None) is not None
+    ]
+
+
+_NO_BINARY_KERNEL = {
+    "QuantDense": "LCE has no binary fully-connected op; write it as Reshape((1, 1, -1)) -> QuantConv2D(units, 1)",
+    "QuantDepthwiseConv2D": "LCE has no binary depthwise convolution",
+    "QuantConv1D": "LCE has no binary 1D convolution; use QuantConv2D on a (1, W, C) input",
+    "QuantConv3D": "LCE has no binary 3D convolution",
+    "QuantSeparableConv1D": "LCE has no binary separable convolution",
+    "QuantSeparableConv2D": "LCE has no binary separable convolution; use QuantDepthwiseConv2D (float) + 1x1 QuantConv2D",
+    "QuantConv2DTranspose": "LCE has no binary transposed convolution",
+    "QuantConv3DTranspose": "LCE has no binary transposed convolution",
+    "QuantLocallyConnected1D": "LCE has no binary locally connected layer",
+    "QuantLocallyConnected2D": "LCE has no binary locally connected layer",
+}
+
+
+def _is_quant_layer(layer) -> bool:
+    return isinstance(layer, lq.layers.QuantizerBase) or hasattr(layer, "input_quantizer")
+
+
+def _walk(model):
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, tf.keras.Model) or (hasattr(layer, "layers") and not _is_quant_layer(layer)):
+            yield from _walk(layer)
+        else:
+            yield layer
+
+
+def _classify(layer, target: str) -> LayerFinding | None:
+    input_q = getattr(layer, "input_quantizer", None)
+    kernel_qs = _kernel_quantizers(layer)
+    in_bits = _bits(input_q)
+    k_bits = min((_bits(q) for q in kernel_qs), default=None)
+    if in_bits != 1 and k_bits != 1 and not _is_ternary(input_q):
+        return None  # a float (or multi-bit) layer: nothing binary to lose
+    finding = LayerFinding(
+        layer=layer.name,
+        type=type(layer).__name__,
+        input_quantizer=_name(input_q),
+        kernel_quantizer=", ".join(_name(q) for q in kernel_qs) or None,
+        status=BINARY,
+        input_bits=in_bits,
+        kernel_bits=k_bits,
+    )
+
+    def done(status, reason):
+        finding.status, finding.reason = status, reason
+        return finding
+
+    if _is_ternary(input_q):
+        return done(
+            MISCONVERTED,
+            f"ternary input quantizer {finding.input_quantizer}: LCE matches its sign pattern and "
+            "converts it to a binary sign (zeros become ±1), so the converted model computes a "
+            "different function",
+        )
+    if in_bits == 1 and k_bits is None:
+        return done(FLOAT_KERNEL, "binary input with float weights: runs as a float op on ±1 inputs (as designed)")
+    if in_bits == 1 and k_bits != 1:
+        return done(FALLBACK, f"binary input with a {k_bits}-bit kernel: LCE has no kernel for it, the layer runs in float")
+    if k_bits == 1 and in_bits != 1:
+        kind = "float" if input_q is None else f"{in_bits}-bit"
+        return done(
+            FALLBACK,
+            f"binary kernel with {kind} input (kernel-only binarization): LCE only has fully binary "
+            "convolutions, the layer keeps float weights",
+        )
+    if finding.type in _NO_BINARY_KERNEL:
+        return done(FALLBACK, _NO_BINARY_KERNEL[finding.type])
+    if not isinstance(layer, lq.layers.QuantConv2D):
+        return done(UNKNOWN, f"{finding.type} is not a QuantConv2D; LCE only converts QuantConv2D")
+    problems = [p for p in (_input_problem(input_q), *(_kernel_problem(q) for q in kernel_qs)) if p]
+    fallback = [reason for status, reason in problems if status == FALLBACK]
+    if fallback:
+        return done(FALLBACK, "; ".join(fallback))
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        return done(FALLBACK, "channels_first data format: LCE's binary conv is NHWC only")
+    kernel_size = tuple(layer.kernel_size)
+    pads = layer.padding == "same" and any(k > 1 for k in kernel_size)
+    pad_values = float(getattr(layer, "pad_values", 0.0))
+    if pads and pad_values != 1.0 and target != "arm":
+        return done(
+            FALLBACK,
+            f"padding='same' with pad_values={pad_values:g} on target {target!r}: only pad_values=1.0 "
+            "converts there",
+        )
+    groups = int(getattr(layer, "groups", 1) or 1)
+    if groups > 1:
+        kernel = getattr(layer, "kernel", None)  # shape (kh, kw, channels / groups, filters)
+        per_group = int(kernel.shape[-2]) if kernel is not None else None
+        if per_group is not None and per_group % 32:
+            return done(
+                FALLBACK,
+                f"grouped conv with {per_group} input channels per group: LCE needs a multiple of 32",
+            )
+    unknown = [reason for status, reason in problems if status == UNKNOWN]
+    if unknown:
+        return done(UNKNOWN, "; ".join(unknown))
+    if pads and pad_values != 1.0:
+        finding.reason = (
+            f"converts, but zero padding (pad_values={pad_values:g}) keeps its output float "
+            "(no bit-packed output); pad_values=1.0 is faster"
+        )
+    return finding
+
+
+def _consumers(layer) -> list:
+    consumers = []
+    for node in getattr(layer, "_outbound_nodes", []):
+        outbound = getattr(node, "outbound_layer", None) or getattr(node, "layer", None)
+        if outbound is not None:
+            consumers.append(outbound)
+    return consumers
+
+
+def _takes_sign(layer) -> bool:
+    return _is_quant_layer(layer) and _is_sign(getattr(layer, "input_quantizer", None))
+
+
+_PASS_THROUGH = (
+    tf.keras.layers.BatchNormalization,
+    tf.keras.layers.MaxPooling2D,
+    tf.keras.layers.Concatenate,
+)
+
+
+def _feeds_sign(layer, depth: int = 4) -> bool:
+    """Whether ``layer``'s output reaches a sign through BN, max-pool or concatenation only."""
+    for consumer in _consumers(layer):
+        if _takes_sign(consumer):
+            return True
+        linear = isinstance(consumer, tf.keras.layers.Activation) and getattr(
+            consumer.activation, "__name__", ""
+        ) == "linear"
+        if depth > 0 and (isinstance(consumer, _PASS_THROUGH) or linear) and _feeds_sign(consumer, depth - 1):
+            return True
+    return False
+
+
+def _pools(model, target: str) -> list[PoolFinding]:
+    findings = []
+    for layer in _walk(model):
+        if not isinstance(layer, tf.keras.layers.MaxPooling2D):
+            continue
+        consumers = _consumers(layer)
+        if len(consumers) == 1 and _takes_sign(consumers[0]):
+            if target == "arm":
+                findings.append(PoolFinding(layer.name, True))
+            else:
+                findings.append(
+                    PoolFinding(layer.name, False, f"target {target!r} has no LceBMaxPool2d: float max-pool")
+                )
+        elif (
+            len(consumers) == 1
+            and isinstance(consumers[0], tf.keras.layers.BatchNormalization)
+            and any(_takes_sign(c) for c in _consumers(consumers[0]))
+        ):
+            findings.append(
+                PoolFinding(
+                    layer.name,
+                    False,
+                    f"max-pool before BN ({consumers[0].name}) feeding a binary layer: float max-pool "
+                    "on float values; put BN before the pool to get LceBMaxPool2d",
+                )
+            )
+    return findings
+
+
+def analyze(model: tf.keras.Model, target: str = "arm") -> Analysis:
+    """Predict, layer by layer, what LCE's converter does with ``model`` (see module doc)."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; allowed: {', '.join(TARGETS)}")
+    by_name = {layer.name: layer for layer in _walk(model)}
+    layers = [f for f in (_classify(layer, target) for layer in by_name.values()) if f is not None]
+    for finding in layers:
+        if finding.status == BINARY and finding.reason and _feeds_sign(by_name[finding.layer]):
+            finding.status = MISCONVERTED
+            finding.reason = (
+                "padding='same' with zero padding (pad_values=0) feeding another binary layer: LCE "
+                "writes bit-packed output that its optimized kernels do not support, and the "
+                "default and indirect kernels compute wrong outputs (measured with LCE 0.16; only "
+                "the reference kernel is right); use pad_values=1.0"
+            )
+    notes = []
+    if any(f.status == BINARY and f.reason for f in layers):
+        notes.append("zero-padded binary convs convert on arm but cannot write bit-packed output")
+    return Analysis(layers=layers, pools=_pools(model, target), notes=notes)
+
+
+def _schema():
+    from larq_compute_engine.mlir.python import tflite_schema
+
+    return tflite_schema
+
+
+def op_list(flatbuffer: bytes) -> list[str]:
+    """Names of the operators of every subgraph, in execution order (custom ops by their name)."""
+    schema = _schema()
+    names = {value: key for key, value in vars(schema.BuiltinOperator).items() if not key.startswith("_")}
+    model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    codes = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        if builtin == schema.BuiltinOperator.CUSTOM:
+            codes.append(code.CustomCode().decode())
+        else:
+            codes.append(names.get(builtin, f"BUILTIN_{builtin}"))
+    ops = []
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        for j in range(subgraph.OperatorsLength()):
+            ops.append(codes[subgraph.Operators(j).OpcodeIndex()])
+    return ops
+
+
+def op_counts(flatbuffer: bytes) -> dict[str, int]:
+    """Histogram of operator names in a TFLite flatbuffer, most frequent first.
+
+    !!! example
+        ```python
+        op_counts(open("model.tflite", "rb").read())["LceBconv2d"]
+        ```
+    """
+    return dict(collections.Counter(op_list(flatbuffer)).most_common())
