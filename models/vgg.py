@@ -1,0 +1,114 @@
+r"""VGG networks: IR-Net's VGG-small (papers 003 Table 3) and VGG-19 with batch norm (paper 000).
+
+`vgg_small` -- the CIFAR-10 VGG-small of IR-Net (Qin et al. 2020), which paper 003 §3.4 trains
+with every gradient estimator: six 3x3 convolutions 128-128-256-256-512-512 (no bias), each
+followed by batch normalisation and hard tanh, 2x2 max-pooling after the 2nd, 4th and 6th,
+and one linear classifier (512 x 4 x 4 inputs at 32x32). 4.66 M parameters.
+
+`vgg19` -- VGG-19 with batch normalisation exactly as torchvision's ``vgg19_bn`` (the model
+of paper 000, whose Table 2 counts 139,622,218 parameters at 224x224 and 10 classes): 16
+3x3 convolutions (with bias) 2x64, 2x128, 4x256, 4x512, 4x512 with BN and ReLU, max-pooling
+after each group, then the 4096-4096 classifier with ReLU and dropout 0.5. At 224x224 the
+last feature map is 7x7, so the result equals torchvision's adaptive 7x7 pooling; at other
+sizes the first dense layer takes the flattened feature map as is.
+
+Binarization and float layers: the first convolution and the classifier follow
+``keep_first_last``; every other convolution and VGG-19's two hidden dense layers are
+binarized. The hidden dense layers are float ops in Larq Compute Engine (binary dense
+layers are not accelerated), so is everything with real inputs (first conv, classifier).
+
+With binary activations the classifier's dropout acts before the next layer's sign (dropped
+values become +1); paper 000's PyTorch models, which replace the ReLU by the sign, drop after
+it. Both only matter in training.
+
+Layer order: conv -> BN -> max-pool -> activation, Larq Compute Engine's fusable order
+(IR-Net pools before BN and torchvision activates before pooling: equal for the monotone
+hard tanh / ReLU, and for BN when its scales are positive).
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from lqbench.binarization import Binarization
+
+from . import _blocks as B
+from .registry import register
+
+VGG19_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
+VGG_SMALL_CONFIG = (128, 128, "M", 256, 256, "M", 512, 512, "M")
+
+
+def _features(x, config, b, activation, width_multiplier, use_bias):
+    index = 0
+    for i, item in enumerate(config):
+        if item == "M":
+            continue
+        index += 1
+        name = f"conv{index}"
+        channels = max(1, int(round(item * width_multiplier)))
+        x = B.conv(x, channels, 3, binarization=b, role="first" if index == 1 else "hidden", name=name,
+                   use_bias=use_bias)
+        x = B.batch_norm(x, f"{name}_bn")
+        if i + 1 < len(config) and config[i + 1] == "M":
+            x = B.max_pool(x, f"{name}_pool")
+        x = B.activation(x, b, activation, f"{name}_{activation}")
+    return x
+
+
+@register("vgg_small")
+def vgg_small(
+    input_shape,
+    num_classes: int,
+    binarization: Binarization,
+    skip_connections: bool,
+    *,
+    width_multiplier: float = 1.0,
+    activation: str = "hard_tanh",
+) -> tf.keras.Model:
+    """IR-Net's VGG-small (003 Table 3): convs 128-128-256-256-512-512 with BN and hard tanh, one linear layer.
+
+    # Arguments
+        width_multiplier: scales every convolution's channels.
+        activation: float activation (``"hard_tanh"``, as in IR-Net and 003).
+    """
+    B.check_positive_float("width_multiplier", width_multiplier)
+    inputs = tf.keras.Input(shape=input_shape, name="input")
+    x = _features(inputs, VGG_SMALL_CONFIG, binarization, activation, width_multiplier, use_bias=False)
+    x = tf.keras.layers.Flatten(name="flatten")(x)
+    outputs = B.dense(x, num_classes, binarization=binarization, role="last", name="classifier")
+    return tf.keras.Model(inputs, outputs, name="vgg_small")
+
+
+@register("vgg19")
+def vgg19(
+    input_shape,
+    num_classes: int,
+    binarization: Binarization,
+    skip_connections: bool,
+    *,
+    width_multiplier: float = 1.0,
+    dense_units=(4096, 4096),
+    dropout: float = 0.5,
+) -> tf.keras.Model:
+    """VGG-19 with batch normalisation (torchvision ``vgg19_bn``), the 4096-4096 classifier; paper 000.
+
+    # Arguments
+        width_multiplier: scales every convolution's channels (1.0 for paper 000).
+        dense_units: hidden classifier widths (``(4096, 4096)`` for paper 000).
+        dropout: dropout rate before each hidden dense layer's successor (0.5).
+    """
+    B.check_positive_float("width_multiplier", width_multiplier)
+    dense_units = B.check_int_tuple("dense_units", dense_units, allow_empty=True)
+    if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    b = binarization
+    inputs = tf.keras.Input(shape=input_shape, name="input")
+    x = _features(inputs, VGG19_CONFIG, b, "relu", width_multiplier, use_bias=True)
+    x = tf.keras.layers.Flatten(name="flatten")(x)
+    for i, units in enumerate(dense_units):
+        x = B.dense(x, units, binarization=b, role="hidden", name=f"fc{i + 1}")
+        x = B.activation(x, b, "relu", f"fc{i + 1}_relu")
+        if dropout:
+            x = tf.keras.layers.Dropout(dropout, name=f"fc{i + 1}_dropout")(x)
+    outputs = B.dense(x, num_classes, binarization=b, role="last", name="classifier")
+    return tf.keras.Model(inputs, outputs, name="vgg19")
