@@ -6,9 +6,15 @@ Larq Compute Engine 0.16 only work with Keras 2, so lqbench sets the variable on
 and refuses to continue when TensorFlow was already imported with Keras 3.
 """
 import os
+import pathlib
 import sys
 
 LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
+
+
+def uses_tf_keras(tf) -> bool:
+    """Whether ``tf.keras`` is tf-keras (Keras 2), judged by where its package lives."""
+    return "tf_keras" in pathlib.Path(getattr(tf.keras, "__file__", "") or "").parts
 
 
 class KerasVersionError(ImportError):
@@ -26,7 +32,7 @@ def ensure_legacy_keras() -> None:
         return
     import tensorflow as tf  # already imported: this is only a lookup
 
-    if tf.keras.__name__.startswith("tf_keras"):
+    if uses_tf_keras(tf):
         return
     keras_version = tf.keras.version() if hasattr(tf.keras, "version") else "3"
     raise KerasVersionError(
@@ -34,3 +40,19 @@ def ensure_legacy_keras() -> None:
         f"{keras_version} before lqbench; Larq needs Keras 2. Import lqbench before "
         "tensorflow, or set TF_USE_LEGACY_KERAS=1 in the environment before starting Python."
     )
+
+
+def skip_autograph_for_tf_keras() -> None:
+    """Stop AutoGraph from converting tf-keras's own code (measured: 19 s -> 4 s first epoch).
+
+    AutoGraph never converts the ``keras`` package (it is in TensorFlow's
+    ``CONVERSION_RULES``), but tf-keras lives in ``tf_keras``, which the rules miss: tracing a
+    training function then runs all of tf-keras's internals through AutoGraph. Adding the same
+    rule for ``tf_keras`` restores Keras 2's behaviour; user code (``train_step`` overrides,
+    Larq quantizers) is still converted.
+    """
+    from tensorflow.python.autograph.core import config
+
+    rule = config.DoNotConvert("tf_keras")
+    if not any(getattr(r, "_prefix", None) == "tf_keras" for r in config.CONVERSION_RULES):
+        config.CONVERSION_RULES = tuple(config.CONVERSION_RULES) + (rule,)
