@@ -388,9 +388,11 @@ def _run_guarded(spec, seed, results_dir, directory: pathlib.Path, runner: Runne
         result = runner(spec, seed, results_dir, **run_kwargs)
     except Exception as error:  # noqa: BLE001 - every failure of one run is recorded, the sweep goes on
         message = " ".join(f"{type(error).__name__}: {error}".split())
+        if len(message) > 240:
+            message = message[:240] + f"... (full traceback in {ERROR_LOG})"
         storage.write_atomic(directory / ERROR_LOG, traceback.format_exc())
         result = RunResult(name=spec.name, spec_key=spec.key(), seed=seed, status="failed",
-                           error=message[:500], spec=spec.to_dict())
+                           error=message, spec=spec.to_dict())
         result.save(directory / RESULT)
     finally:
         _reset_keras()

@@ -117,10 +117,23 @@ def dense(
     name: str,
     use_bias: bool = True,
     float_by_design: bool = False,
+    as_conv: bool = False,
 ) -> tf.Tensor:
-    """`larq.layers.QuantDense` for ``role`` (acts on the last axis of ``x``)."""
+    """`larq.layers.QuantDense` for ``role`` (acts on the last axis of a ``(batch, d)`` ``x``).
+
+    ``as_conv=True`` writes the same layer as ``Reshape(1, 1, d) -> QuantConv2D(units, 1) ->
+    Reshape(units)``: identical maths and parameters, but Larq Compute Engine turns a binary
+    1x1 convolution into ``LceBconv2d``, while it runs binary ``QuantDense`` layers as float
+    ops with float weights. Only layers with binary inputs and kernels are rewritten.
+    """
     kwargs = _layer_kwargs("dense", binarization, role, float_by_design)
-    return lq.layers.QuantDense(units, use_bias=use_bias, name=_name(name, float_by_design), **kwargs)(x)
+    layer_name = _name(name, float_by_design)
+    binary = kwargs["input_quantizer"] is not None and kwargs["kernel_quantizer"] is not None
+    if as_conv and binary and len(x.shape) == 2:
+        x = tf.keras.layers.Reshape((1, 1, int(x.shape[-1])), name=f"{layer_name}_to_1x1")(x)
+        x = lq.layers.QuantConv2D(units, 1, use_bias=use_bias, name=layer_name, pad_values=0.0, **kwargs)(x)
+        return tf.keras.layers.Reshape((units,), name=f"{layer_name}_from_1x1")(x)
+    return lq.layers.QuantDense(units, use_bias=use_bias, name=layer_name, **kwargs)(x)
 
 
 def batch_norm(x: tf.Tensor, name: str, **kwargs) -> tf.Tensor:

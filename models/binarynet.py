@@ -39,10 +39,10 @@ _CNN_VARIANTS = {
 }
 
 
-def _dense_stack(x, units_list, b, activation, first_is_first: bool):
+def _dense_stack(x, units_list, b, activation, first_is_first: bool, as_conv: bool = False):
     for i, units in enumerate(units_list):
         role = "first" if (first_is_first and i == 0) else "hidden"
-        x = B.dense(x, units, binarization=b, role=role, name=f"fc{i + 1}", use_bias=False)
+        x = B.dense(x, units, binarization=b, role=role, name=f"fc{i + 1}", use_bias=False, as_conv=as_conv)
         x = B.batch_norm(x, f"fc{i + 1}_bn")
         x = B.activation(x, b, activation, f"fc{i + 1}_{activation}")
     return x
@@ -62,17 +62,20 @@ def binarynet_mlp(
     *,
     hidden_units=(2048, 2048, 2048),
     activation: str = "hard_tanh",
+    dense_as_conv: bool = False,
 ) -> tf.keras.Model:
     """Paper 002's BinaryNet MLP 784-2048-2048-2048-10 with batch normalisation after every layer.
 
     # Arguments
         hidden_units: widths of the hidden layers (their number sets the depth).
         activation: float activation (BinaryNet's ``"hard_tanh"``, or ``"relu"``).
+        dense_as_conv: write binary hidden layers as 1x1 binary convolutions, which Larq
+            Compute Engine accelerates (same maths; see `_blocks.dense`).
     """
     hidden_units = B.check_int_tuple("hidden_units", hidden_units)
     inputs = tf.keras.Input(shape=input_shape, name="input")
     x = tf.keras.layers.Flatten(name="flatten")(inputs)
-    x = _dense_stack(x, hidden_units, binarization, activation, first_is_first=True)
+    x = _dense_stack(x, hidden_units, binarization, activation, first_is_first=True, as_conv=dense_as_conv)
     outputs = _classifier(x, num_classes, binarization)
     return tf.keras.Model(inputs, outputs, name="binarynet_mlp")
 
@@ -89,6 +92,7 @@ def binarynet_cnn(
     width_multiplier: float = 1.0,
     dense_units=None,
     activation: str = "hard_tanh",
+    dense_as_conv: bool = False,
 ) -> tf.keras.Model:
     """BinaryNet CNN of paper 002 / Bop: 2x128C3-MP2-2x256C3-MP2-2x512C3-MP2-2x1024FC (``variant="cifar10"``).
 
@@ -99,6 +103,7 @@ def binarynet_cnn(
         width_multiplier: scales every convolution's channels (for small test configurations).
         dense_units: hidden fully connected widths; ``None`` means the variant's.
         activation: float activation (``"hard_tanh"`` or ``"relu"``).
+        dense_as_conv: write binary hidden dense layers as 1x1 binary convolutions (LCE).
     """
     B.check_choice("variant", variant, list(_CNN_VARIANTS))
     B.check_positive_float("width_multiplier", width_multiplier)
@@ -116,6 +121,6 @@ def binarynet_cnn(
             x = B.max_pool(x, f"{name}_pool")
         x = B.activation(x, b, activation, f"{name}_{activation}")
     x = tf.keras.layers.Flatten(name="flatten")(x)
-    x = _dense_stack(x, dense_units, b, activation, first_is_first=False)
+    x = _dense_stack(x, dense_units, b, activation, first_is_first=False, as_conv=dense_as_conv)
     outputs = _classifier(x, num_classes, b)
     return tf.keras.Model(inputs, outputs, name=f"binarynet_cnn_{variant}")

@@ -52,6 +52,7 @@ def lenet(
     dense_units=(120, 84),
     batch_norm: bool = False,
     binarize_dense: bool = True,
+    dense_as_conv: bool = False,
     activation: str = "relu",
 ) -> tf.keras.Model:
     """Paper 003's LeNet-style base CNN (conv 6@5x5, conv 16@5x5, FC 120-84) and its Table 2 variants.
@@ -64,6 +65,7 @@ def lenet(
         dense_units: hidden fully connected layers.
         batch_norm: batch normalisation after each convolution (003's base has none).
         binarize_dense: binarize the hidden linear layers (003 keeps them real: ``False``).
+        dense_as_conv: write binary hidden linear layers as 1x1 binary convolutions (LCE).
         activation: float activation (``"relu"``).
     """
     filters = B.check_int_tuple("filters", filters)
@@ -92,7 +94,8 @@ def lenet(
     x = conv_block(x, filters[1], "hidden", "conv2", "valid", pool=True, next_binary=binarize_dense)
     x = tf.keras.layers.Flatten(name="flatten")(x)
     for i, units in enumerate(dense_units):
-        x = B.dense(x, units, binarization=b, role="hidden", name=f"fc{i + 1}", float_by_design=not binarize_dense)
+        x = B.dense(x, units, binarization=b, role="hidden", name=f"fc{i + 1}", float_by_design=not binarize_dense,
+                    as_conv=dense_as_conv)
         x = B.activation(x, b, activation, f"fc{i + 1}_{activation}", next_binary=binarize_dense)
     outputs = B.dense(x, num_classes, binarization=b, role="last", name="classifier",
                       float_by_design=not binarize_dense)

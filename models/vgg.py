@@ -64,17 +64,25 @@ def vgg_small(
     *,
     width_multiplier: float = 1.0,
     activation: str = "hard_tanh",
+    head: str = "flatten",
 ) -> tf.keras.Model:
     """IR-Net's VGG-small (003 Table 3): convs 128-128-256-256-512-512 with BN and hard tanh, one linear layer.
 
     # Arguments
         width_multiplier: scales every convolution's channels.
         activation: float activation (``"hard_tanh"``, as in IR-Net and 003).
+        head: ``"flatten"`` (IR-Net: the classifier sees 512 x 4 x 4 features at 32x32) or
+            ``"avg"`` (global average pooling first: a 16x smaller float classifier, the usual
+            choice for deployment).
     """
     B.check_positive_float("width_multiplier", width_multiplier)
+    B.check_choice("head", head, ["flatten", "avg"])
     inputs = tf.keras.Input(shape=input_shape, name="input")
     x = _features(inputs, VGG_SMALL_CONFIG, binarization, activation, width_multiplier, use_bias=False)
-    x = tf.keras.layers.Flatten(name="flatten")(x)
+    if head == "avg":
+        x = tf.keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    else:
+        x = tf.keras.layers.Flatten(name="flatten")(x)
     outputs = B.dense(x, num_classes, binarization=binarization, role="last", name="classifier")
     return tf.keras.Model(inputs, outputs, name="vgg_small")
 
@@ -89,6 +97,7 @@ def vgg19(
     width_multiplier: float = 1.0,
     dense_units=(4096, 4096),
     dropout: float = 0.5,
+    dense_as_conv: bool = False,
 ) -> tf.keras.Model:
     """VGG-19 with batch normalisation (torchvision ``vgg19_bn``), the 4096-4096 classifier; paper 000.
 
@@ -96,6 +105,7 @@ def vgg19(
         width_multiplier: scales every convolution's channels (1.0 for paper 000).
         dense_units: hidden classifier widths (``(4096, 4096)`` for paper 000).
         dropout: dropout rate before each hidden dense layer's successor (0.5).
+        dense_as_conv: write the binary hidden dense layers as 1x1 binary convolutions (LCE).
     """
     B.check_positive_float("width_multiplier", width_multiplier)
     dense_units = B.check_int_tuple("dense_units", dense_units, allow_empty=True)
@@ -106,7 +116,7 @@ def vgg19(
     x = _features(inputs, VGG19_CONFIG, b, "relu", width_multiplier, use_bias=True)
     x = tf.keras.layers.Flatten(name="flatten")(x)
     for i, units in enumerate(dense_units):
-        x = B.dense(x, units, binarization=b, role="hidden", name=f"fc{i + 1}")
+        x = B.dense(x, units, binarization=b, role="hidden", name=f"fc{i + 1}", as_conv=dense_as_conv)
         x = B.activation(x, b, "relu", f"fc{i + 1}_relu")
         if dropout:
             x = tf.keras.layers.Dropout(dropout, name=f"fc{i + 1}_dropout")(x)
