@@ -1,0 +1,67 @@
+"""Data-parallel training on TensorFlow's own engines (`tf.distribute`), never a home-made one.
+
+| name          | strategy                                         | when |
+|---------------|--------------------------------------------------|------|
+| `default`     | `tf.distribute.get_strategy()` (one device)      | one CPU or GPU |
+| `mirrored`    | `tf.distribute.MirroredStrategy`                 | several GPUs of one machine |
+| `multiworker` | `tf.distribute.MultiWorkerMirroredStrategy`      | several machines, described by `TF_CONFIG` |
+
+Batch-size semantics: ``batch_size`` in specs and on the command line is the *global* batch.
+Keras splits each global batch across the replicas (``batch_size / num_replicas`` examples
+each), every replica computes gradients of its share, and the all-reduced (summed) gradients
+of the per-replica losses scaled by the global batch equal the single-device gradient of the
+global batch. Batch normalisation statistics are computed per replica, as in every Keras
+data-parallel run. The learning rate therefore needs no change when the number of workers
+changes at a fixed global batch.
+
+`MultiWorkerMirroredStrategy` must be created before any other TensorFlow op in the
+process: `get_strategy("multiworker")` is the first thing ``lqbench train --strategy
+multiworker`` does. Each worker runs the same command with its own ``TF_CONFIG``, e.g. for
+worker 0 of two::
+
+    TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
+                "task": {"type": "worker", "index": 0}}' lqbench train --strategy multiworker ...
+
+Worker 0 is the chief: only it writes results and saved models (`is_chief`).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+def get_strategy(name: str | None = "default") -> tf.distribute.Strategy:
+    """The `tf.distribute.Strategy` called ``name`` (see the module table)."""
+    name = name or "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        config = os.environ.get("TF_CONFIG")
+        if not config:
+            raise ValueError(
+                "strategy 'multiworker' needs the TF_CONFIG environment variable "
+                '(e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}})'
+            )
+        try:
+            json.loads(config)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from None
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r}; allowed: {', '.join(STRATEGIES)}")
+
+
+def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
+    """Whether this process writes results: always, except on non-chief multi-worker tasks."""
+    resolver = getattr(getattr(strategy, "extended", None), "_cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief

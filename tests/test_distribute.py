@@ -1,0 +1,78 @@
+"""Data-parallel training on tf.distribute: two MultiWorkerMirroredStrategy workers on 127.0.0.1."""
+import pathlib
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lqbench
+from lqbench import distribute
+
+WORKER = pathlib.Path(__file__).parent / "workers" / "mwms_train.py"
+TIMEOUT_S = 240
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _run(processes):
+    try:
+        for process in processes:
+            _, err = process.communicate(timeout=TIMEOUT_S)
+            assert process.returncode == 0, err.decode()[-3000:]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.mark.parametrize("algorithm", ["bp", "drtp"])
+def test_two_workers_end_identical_and_match_single_process(algorithm, tmp_path):
+    ports = _free_ports(2)
+    outputs = [tmp_path / f"worker{i}.npz" for i in range(2)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), algorithm, str(out), "--worker", str(i), "--ports", *map(str, ports)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        for i, out in enumerate(outputs)
+    ]
+    single = subprocess.Popen([sys.executable, str(WORKER), algorithm, str(tmp_path / "single.npz")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _run(workers + [single])
+
+    w0, w1, ref = (np.load(p) for p in (*outputs, tmp_path / "single.npz"))
+    finals = [k for k in ref.files if k.startswith("final")]
+    assert len(finals) == len(w0.files) // 2 > 0
+    trained = False
+    for key in finals:
+        np.testing.assert_array_equal(w0[key], w1[key])  # replicas stay in sync exactly
+        np.testing.assert_allclose(w0[key], ref[key], rtol=1e-4, atol=1e-5)  # same global batch
+        np.testing.assert_array_equal(w0[key.replace("final", "init")], ref[key.replace("final", "init")])
+        trained |= not np.allclose(ref[key], ref[key.replace("final", "init")])
+    assert trained, "training did not change any weight"
+
+
+def test_strategy_names_and_errors(monkeypatch):
+    import tensorflow as tf
+
+    assert distribute.get_strategy("default") is tf.distribute.get_strategy()
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="needs the TF_CONFIG"):
+        distribute.get_strategy("multiworker")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        distribute.get_strategy("multiworker")
+    with pytest.raises(ValueError, match="unknown strategy 'tpu'"):
+        distribute.get_strategy("tpu")
+    assert distribute.is_chief(tf.distribute.get_strategy())

@@ -1,0 +1,61 @@
+"""Train a small binary MLP with one lqbench algorithm, alone or as one worker of a
+`MultiWorkerMirroredStrategy` cluster, and save the final weights (used by test_distribute.py).
+
+usage: mwms_train.py ALGORITHM OUT.npz [--worker INDEX --ports P0 P1]
+"""
+import argparse
+import json
+import os
+import sys
+
+parser = argparse.ArgumentParser()
+parser.add_argument("algorithm")
+parser.add_argument("output")
+parser.add_argument("--worker", type=int, default=None)
+parser.add_argument("--ports", type=int, nargs="+", default=None)
+parser.add_argument("--steps", type=int, default=4)
+parser.add_argument("--global-batch", type=int, default=32)
+args = parser.parse_args()
+
+if args.worker is not None:
+    os.environ["TF_CONFIG"] = json.dumps(
+        {"cluster": {"worker": [f"127.0.0.1:{p}" for p in args.ports]}, "task": {"type": "worker", "index": args.worker}}
+    )
+
+import lqbench  # noqa: E402  (before tensorflow)
+import larq as lq  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from lqbench import algorithms, distribute, optimizers  # noqa: E402
+
+strategy = distribute.get_strategy("multiworker" if args.worker is not None else "default")
+tf.keras.utils.set_random_seed(7)
+
+rng = np.random.default_rng(0)
+n = args.steps * args.global_batch
+x = rng.normal(size=(n, 20)).astype(np.float32)
+y = (x[:, :5].sum(axis=1) > 0).astype(np.int32) + 2 * (x[:, 5:10].sum(axis=1) > 0).astype(np.int32)
+dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(args.global_batch)
+options = tf.data.Options()
+options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+dataset = dataset.with_options(options)
+
+binarization = lqbench.Binarization()
+with strategy.scope():
+    inputs = tf.keras.Input((20,))
+    h = lq.layers.QuantDense(64, kernel_initializer="glorot_uniform", **binarization.dense_kwargs("first"))(inputs)
+    h = lq.layers.QuantDense(64, **binarization.dense_kwargs("hidden"))(h)
+    outputs = lq.layers.QuantDense(4, **binarization.dense_kwargs("last"))(h)
+    model = tf.keras.Model(inputs, outputs)
+    trainer = algorithms.build(args.algorithm, model, seed=3)
+    trainer.compile(
+        optimizer=optimizers.build("sgd", learning_rate=0.05),
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+initial = [v.numpy() for v in model.weights]
+trainer.fit(dataset, epochs=1, verbose=0)
+final = [v.numpy() for v in model.weights]
+np.savez(args.output, **{f"final{i}": w for i, w in enumerate(final)}, **{f"init{i}": w for i, w in enumerate(initial)})
+print("done", args.algorithm, file=sys.stderr)
