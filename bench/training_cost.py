@@ -1,0 +1,209 @@
+"""Training cost of backprop and its alternatives: peak memory, time per epoch, accuracy.
+
+Every run is a fresh subprocess (`lqbench.profiling.measure`, CPU allocator settings of
+methods.md §3). Three parts, written to ``bench/results/training_cost.json``:
+
+1. ``memory``: peak training memory (above the post-build, post-compile baseline) and time per
+   step of all five methods on a binary deep MLP (784-2048x3-10, BN; the zoo's
+   ``binarynet_mlp``) and a binary VGG-style CNN (conv 64-64-pool-128-128-pool-dense, BN, the
+   net of methods.md §3), MNIST batch 128, with XLA (lqbench's default) and without.
+   Modes: ``eager`` (``run_eagerly=True``: Python frees each segment's tensors when its tape is
+   dropped) and ``xla`` (``jit_compile=True``, lqbench's default: one compiled program per step).
+2. ``speed``: the binary MLP 784-512-512-10 (middle layer binary, no batch norm), Adam 1e-3,
+   coupled weight decay 1e-5, batch 128, 3 epochs of MNIST: seconds/epoch and test accuracy of
+   each method, to compare with the authors' PyTorch code measured on the same machine.
+3. ``bp_overhead``: lqbench's ``bp`` wrapper against plain Keras ``model.fit`` on that MLP.
+
+Usage (run alone, it takes ~20 minutes on 2 CPU cores)::
+
+    .venv/bin/python bench/training_cost.py [--part memory|speed|all] [--steps 5]
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import pathlib
+import platform
+import sys
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "training_cost.json"
+METHODS = ("bp", "dfa", "drtp", "hsic", "sigprop")
+# the authors' PyTorch code (github.com/BenCrulis/binary_nn_extended) measured on this machine
+AUTHORS = {
+    "seconds_per_epoch": {"bp": 3.1, "dfa": 3.7, "drtp": 3.3, "hsic": 4.1, "sigprop": 4.4},
+    "test_accuracy_3_epochs": {"bp": 0.938, "dfa": 0.962, "drtp": 0.927, "hsic": 0.877, "sigprop": 0.229},
+}
+
+
+def _mnist_dir() -> pathlib.Path:
+    root = os.environ.get("LQBENCH_DATA_DIR") or str(HERE.parent.parent / "shared" / "data")
+    return pathlib.Path(root) / "mnist"
+
+
+def _read_idx(path):
+    import numpy as np
+
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_mnist(split: str):
+    import numpy as np
+
+    prefix = "train" if split == "train" else "t10k"
+    x = _read_idx(_mnist_dir() / f"{prefix}-images-idx3-ubyte.gz").astype(np.float32) / 255.0
+    y = _read_idx(_mnist_dir() / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
+    return x[..., None], y
+
+
+def build_model(name: str):
+    import larq as lq
+    import tensorflow as tf
+
+    import lqbench
+    from lqbench import models
+
+    b = lqbench.Binarization()
+    if name == "deep_mlp":
+        return models.build("binarynet_mlp", (28, 28, 1), 10, b)
+    if name == "vgg_cnn":
+        x = tf.keras.Input((28, 28, 1))
+        h = x
+        for i, (filters, pool) in enumerate(((64, False), (64, True), (128, False), (128, True))):
+            role = "first" if i == 0 else "hidden"
+            h = lq.layers.QuantConv2D(filters, 3, padding="same", use_bias=False, **b.conv_kwargs(role))(h)
+            h = tf.keras.layers.BatchNormalization()(h)
+            if pool:
+                h = tf.keras.layers.MaxPool2D()(h)
+        h = tf.keras.layers.Flatten()(h)
+        return tf.keras.Model(x, lq.layers.QuantDense(10, **b.dense_kwargs("last"))(h), name="vgg_cnn")
+    if name == "mlp_512":
+        x = tf.keras.Input((28, 28, 1))
+        h = tf.keras.layers.Flatten()(x)
+        h = lq.layers.QuantDense(512, **b.dense_kwargs("first"))(h)
+        h = lq.layers.QuantDense(512, **b.dense_kwargs("hidden"))(h)
+        return tf.keras.Model(x, lq.layers.QuantDense(10, **b.dense_kwargs("last"))(h), name="mlp_512")
+    raise ValueError(f"unknown bench model {name!r}; allowed: deep_mlp, vgg_cnn, mlp_512")
+
+
+def setup(method: str, model: str, epochs: int = 1, steps: int | None = None, jit: bool = True,
+          batch_size: int = 128, weight_decay: float = 0.0, evaluate: bool = False, seed: int = 0,
+          eager: bool = False):
+    """Build, compile and warm up; returns ``train()`` (see `lqbench.profiling.measure`)."""
+    import lqbench  # noqa: F401
+    import lqbench.algorithms
+    import lqbench.optimizers
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    x, y = load_mnist("train")
+    if steps is not None:
+        # memory runs: exactly `steps` batches held as arrays from the start, so no dataset
+        # copy or shuffle buffer is created inside the measured region
+        x, y = x[: steps * batch_size], y[: steps * batch_size]
+    net = build_model(model)
+    optimizer = lqbench.optimizers.build("adam", learning_rate=1e-3, weight_decay=weight_decay)
+    loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if method == "keras":
+        trainer = net
+    else:
+        trainer = lqbench.algorithms.build(method, net, seed=seed)
+    trainer.compile(optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit and not eager, run_eagerly=eager)
+    # warm-up: trace and compile, then restore the initial weights and optimizer state
+    initial = net.get_weights()
+    trainer.fit(x[: 2 * batch_size], y[: 2 * batch_size], batch_size=batch_size, epochs=1, verbose=0)
+    net.set_weights(initial)
+    for v in optimizer.variables():
+        v.assign(tf.zeros_like(v))
+
+    def train():
+        start = time.perf_counter()
+        history = trainer.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=steps is None, verbose=0)
+        fit_time = time.perf_counter() - start
+        result = {
+            "epochs": epochs,
+            "steps_per_epoch": -(-len(x) // batch_size),
+            "fit_time_s": fit_time,
+            "train_loss": [float(v) for v in history.history["loss"]],
+        }
+        result["seconds_per_step"] = fit_time / (epochs * result["steps_per_epoch"])
+        if evaluate:
+            xt, yt = load_mnist("test")
+            result["test_accuracy"] = float(trainer.evaluate(xt, yt, batch_size=1000, verbose=0)[1])
+        return result
+
+    return train
+
+
+def run_memory(steps: int, out: dict) -> None:
+    from lqbench import profiling
+
+    rows = out.setdefault("memory", [])
+    for mode in ("eager", "xla"):
+        for model in ("deep_mlp", "vgg_cnn"):
+            for method in METHODS:
+                p = profiling.measure(f"{__file__}:setup", method=method, model=model, steps=steps,
+                                      jit=mode == "xla", eager=mode == "eager")
+                row = {"model": model, "method": method, "mode": mode, "steps": steps,
+                       "training_mib": p.training_bytes / 2**20, "peak_mib": p.peak_bytes / 2**20,
+                       "baseline_mib": p.baseline_bytes / 2**20, "peak_source": p.peak_source,
+                       "seconds_per_step": p.result["seconds_per_step"],
+                       "seconds_per_epoch_469_steps": p.result["seconds_per_step"] * 469}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    for row in rows:
+        bp = next(r for r in rows if r["model"] == row["model"] and r["mode"] == row["mode"] and r["method"] == "bp")
+        row["memory_ratio_to_bp"] = row["training_mib"] / bp["training_mib"] if bp["training_mib"] else None
+        row["time_ratio_to_bp"] = row["seconds_per_step"] / bp["seconds_per_step"]
+
+
+def run_speed(out: dict) -> None:
+    from lqbench import profiling
+
+    rows = out.setdefault("speed", [])
+    for method in ("keras",) + METHODS:
+        p = profiling.measure(f"{__file__}:setup", method=method, model="mlp_512", epochs=3, jit=True,
+                              weight_decay=1e-5, evaluate=True)
+        row = {"method": method, "seconds_per_epoch": p.result["fit_time_s"] / 3,
+               "test_accuracy": p.result["test_accuracy"], "train_loss": p.result["train_loss"],
+               "authors_seconds_per_epoch": AUTHORS["seconds_per_epoch"].get(method),
+               "authors_test_accuracy": AUTHORS["test_accuracy_3_epochs"].get(method)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    keras = next(r for r in rows if r["method"] == "keras")
+    bp = next(r for r in rows if r["method"] == "bp")
+    out["bp_overhead"] = {"keras_seconds_per_epoch": keras["seconds_per_epoch"],
+                          "bp_seconds_per_epoch": bp["seconds_per_epoch"],
+                          "overhead": bp["seconds_per_epoch"] / keras["seconds_per_epoch"] - 1.0}
+    print(json.dumps(out["bp_overhead"]), flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--part", choices=("memory", "speed", "all"), default="all")
+    parser.add_argument("--steps", type=int, default=5, help="training steps per memory run")
+    args = parser.parse_args(argv)
+    out = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    out["machine"] = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}
+    command = "python bench/training_cost.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.part in ("memory", "all"):
+        out["memory"] = []
+        out["memory_command"] = command
+        run_memory(args.steps, out)
+    if args.part in ("speed", "all"):
+        out["speed"] = []
+        out["speed_command"] = command
+        run_speed(out)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+r"""The Keras model wrapper shared by every training method.
+
+`Algorithm` wraps a functional model (kept as ``.model``; training the wrapper updates that
+model's variables) in a subclassed `tf.keras.Model` whose ``train_step`` is the method, so
+``compile``/``fit``/``evaluate``/``predict``, callbacks, checkpoints and progress bars work
+unchanged. ``call`` is the wrapped model's forward pass; only training differs.
+
+Conventions shared by all methods (methods.md §3):
+
+- the model outputs logits; the default loss is
+  ``SparseCategoricalCrossentropy(from_logits=True)`` and the output error is taken from the
+  compiled loss: \\(e = B\, \partial L / \partial z\\), which for that loss is
+  \\(\operatorname{softmax}(z) - \operatorname{onehot}(y)\\) (one-hot labels work too);
+- the output layer always trains on its true loss, on its stopped input;
+- gradients are applied with ``self.optimizer.apply_gradients`` (coupled weight decay, Larq's
+  weight clip constraints and `larq.optimizers.CaseOptimizer` work as with ``fit``);
+- under `tf.distribute` the compiled loss is scaled by the global batch (Keras does it) and
+  per-replica local losses are scaled so that the all-reduced gradients are those of the global
+  batch; fixed random matrices are non-trainable variables created from a seeded NumPy
+  generator, hence identical on every replica and worker and saved with the model.
+
+Update-unlocked methods (DRTP, HSIC, SigpropTL) run segment by segment (`TapGraph.segments`),
+one `tf.GradientTape` per segment, so a segment's activations can be freed before the next
+segment runs. ``update="segment"`` applies each segment's update before the next segment runs
+(the optimizer's ``iterations`` is restored between segments so Adam's bias correction and
+schedules see one step per batch); ``update="step"`` keeps each segment's gradients and applies
+them once at the end of the step (identical maths, needed by `CaseOptimizer`, which maps
+variables to optimizers on its first call); ``update="auto"`` (default) picks ``"segment"``
+unless the optimizer has sub-optimizers.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import larq as lq
+import numpy as np
+import tensorflow as tf
+
+from tensorflow.compiler.tf2xla.python import xla as xla_ops
+
+from lqbench.algorithms.taps import TapGraph
+
+__all__ = ["Algorithm", "UPDATE_MODES"]
+
+UPDATE_MODES = ("auto", "segment", "step")
+
+
+class Algorithm(tf.keras.Model):
+    """Base class: a `tf.keras.Model` wrapping ``model`` whose ``train_step`` is a method.
+
+    # Arguments
+        model: functional Keras model with one output of logits.
+        seed: seed of the method's fixed random matrices.
+        name: Keras name of the wrapper (default ``"<algorithm>_<model name>"``).
+        **hparams: the method's hyperparameters (``defaults`` of each subclass).
+
+    # Attributes
+        model: the wrapped model.
+        supports_xla: whether ``compile(jit_compile=True)`` works with this method.
+        hparams: the hyperparameters in effect.
+    """
+
+    algorithm: str = ""
+    defaults: dict[str, Any] = {}
+    choices: dict[str, tuple] = {}
+    supports_xla: bool = True
+    tap_granularity: str | None = None
+    block_taps: bool = False
+
+    def __init__(self, model: tf.keras.Model, seed: int = 0, name: str | None = None, **hparams):
+        if not isinstance(model, tf.keras.Model):
+            raise ValueError(f"{self.algorithm}: model must be a tf.keras.Model, got {type(model).__name__}")
+        unknown = sorted(set(hparams) - set(self.defaults))
+        if unknown:
+            allowed = ", ".join(sorted(self.defaults)) or "none"
+            raise ValueError(f"{self.algorithm}: unknown hyperparameter(s) {', '.join(unknown)}; allowed: {allowed}")
+        values = dict(self.defaults, **hparams)
+        for key, allowed in self.choices.items():
+            if values[key] not in allowed:
+                raise ValueError(
+                    f"{self.algorithm}: {key}={values[key]!r} is not allowed; allowed: {', '.join(map(str, allowed))}"
+                )
+        super().__init__(name=name or f"{self.algorithm}_{model.name}")
+        self.model = model
+        self.seed = int(seed)
+        self._hp = tuple(values.items())
+        self.num_classes = int(model.outputs[0].shape[-1]) if getattr(model, "outputs", None) else None
+        self.graph = None
+        if self.tap_granularity is not None:
+            self.graph = TapGraph(model, granularity=self.tap_granularity, block_taps=self.block_taps)
+        self._rng = np.random.default_rng(self.seed)
+        self._trackers: list[tf.keras.metrics.Metric] = []
+        self._setup()
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    def _setup(self) -> None:
+        """Create feedback matrices and metric trackers (called once from ``__init__``)."""
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        return dict(self._hp)
+
+    def _fixed_matrix(self, name: str, value: np.ndarray) -> tf.Variable:
+        """A non-trainable variable holding a fixed random matrix (saved with the model)."""
+        value = np.asarray(value, dtype=np.float32)
+        return self.add_weight(
+            name=name,
+            shape=value.shape,
+            dtype=tf.float32,
+            initializer=tf.keras.initializers.Constant(value),
+            trainable=False,
+        )
+
+    def _tracker(self, name: str) -> tf.keras.metrics.Mean:
+        tracker = tf.keras.metrics.Mean(name=name)
+        self._trackers.append(tracker)
+        return tracker
+
+    # ------------------------------------------------------------------ Keras plumbing
+    def call(self, inputs, training=None, mask=None):
+        return self.model(inputs, training=training)
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
+        """`tf.keras.Model.compile`; ``loss`` defaults to sparse cross-entropy on logits."""
+        if loss is None:
+            loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    @property
+    def metrics(self):
+        metrics = list(super().metrics)
+        known = {id(m) for m in metrics}
+        return metrics + [t for t in self._trackers if id(t) not in known]
+
+    def get_config(self):
+        return {
+            "model": tf.keras.layers.serialize(self.model),
+            "seed": self.seed,
+            "name": self.name,
+            **self.hparams,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        model = tf.keras.layers.deserialize(config.pop("model"), custom_objects=custom_objects)
+        return cls(model, **config)
+
+    def train_step(self, data):
+        x, y, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            raise ValueError(f"{self.algorithm}: training needs labels (x, y) batches")
+        logits = self._train_step(x, y, sample_weight)
+        return self.compute_metrics(x, y, logits, sample_weight)
+
+    def _train_step(self, x, y, sample_weight):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _num_replicas() -> int:
+        return tf.distribute.get_strategy().num_replicas_in_sync
+
+    def _output_loss(self, y, logits, sample_weight):
+        """The compiled loss on the logits (updates the ``loss`` metric)."""
+        return self.compiled_loss(y, logits, sample_weight)
+
+    def _output_gradient(self, y, logits, sample_weight):
+        """Loss and \\(\\partial L / \\partial z\\) (\\(= e / B_{global}\\) for mean cross-entropy)."""
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            loss = self._output_loss(y, logits, sample_weight)
+        return loss, tf.stop_gradient(tape.gradient(loss, logits))
+
+    def _global_batch(self, logits) -> tf.Tensor:
+        return tf.cast(tf.shape(logits)[0] * self._num_replicas(), logits.dtype)
+
+    def _onehot(self, y) -> tf.Tensor:
+        """Labels as one-hot rows (accepts integer labels or one-hot/probability rows)."""
+        y = tf.convert_to_tensor(y)
+        if y.shape.rank == 2 and y.shape[-1] == self.num_classes and self.num_classes > 1:
+            return tf.cast(y, tf.float32)
+        return tf.one_hot(tf.cast(tf.reshape(y, [-1]), tf.int32), self.num_classes)
+
+    def _apply(self, grads_and_vars):
+        grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
+        if grads_and_vars:
+            return self.optimizer.apply_gradients(grads_and_vars)
+        return None
+
+    def _update_mode(self) -> str:
+        mode = self.hparams.get("update", "step")
+        has_children = bool(getattr(self.optimizer, "optimizers", None))
+        if mode == "auto":
+            return "step" if has_children else "segment"
+        if mode == "segment" and has_children:
+            raise ValueError(
+                f"{self.algorithm}: update='segment' does not work with {type(self.optimizer).__name__} "
+                "(it maps variables to optimizers on its first call); use update='step' or 'auto'"
+            )
+        return mode
+
+    def _train_segments(self, inputs, segment_loss, segments=None, initial=None):
+        """Train segment by segment: one tape per segment, ``segment_loss(segment, env)``.
+
+        ``initial`` is an optional list of ``(gradient, variable)`` computed before the
+        segments (SigpropTL's output layer), applied first. Returns the environment of computed
+        tensors (``env[graph.output_key]`` holds the logits when the output segment ran).
+        """
+        graph = self.graph
+        segments = graph.segments if segments is None else segments
+        env = graph.new_env(inputs)
+        mode = self._update_mode()
+        iterations = self.optimizer.iterations
+        start = tf.identity(iterations) if mode == "segment" else None
+        pending = []
+
+        def commit(grads_and_vars):
+            if mode == "step":
+                pending.extend(grads_and_vars)
+                return [g for g, _ in grads_and_vars]
+            update = self._apply(grads_and_vars)
+            with tf.control_dependencies([update]):
+                return [iterations.assign(start)]
+
+        xla = bool(getattr(self, "_jit_compile", False)) and not tf.executing_eagerly()
+        boundary = set(graph.input_keys) | {t.key for t in graph.taps}
+        barrier = None
+
+        def sequence(after):
+            """Make the following segments wait for ``after`` (the previous segment's gradients
+            or update), so the runtime cannot interleave segments and keep their activations.
+            Graph mode: control dependencies on the boundary tensors later segments read. XLA
+            (which ignores control dependencies between pure ops): an optimization barrier
+            tying those tensors to the gradients."""
+            if not xla:
+                return (after, set(env))
+            keys = [k for k in env if k in boundary]
+            tied = xla_ops.optimization_barrier(*([env[k] for k in keys] + list(after)))
+            env.update(zip(keys, tied[: len(keys)]))
+            return None
+
+        if initial:
+            done = commit(initial)
+            barrier = sequence(done if not xla else [g for g, _ in initial])
+        for segment in segments:
+            with tf.GradientTape() as tape:
+                graph.run_ops(segment.ops, env, True, barrier)
+                loss = segment_loss(segment, env)
+            if loss is None or not segment.variables:
+                continue
+            grads = tape.gradient(loss, segment.variables)
+            grads_and_vars = [(g, v) for g, v in zip(grads, segment.variables) if g is not None]
+            if grads_and_vars:
+                done = commit(grads_and_vars)
+                barrier = sequence(done if not xla else [g for g, _ in grads_and_vars])
+        if mode == "segment":
+            iterations.assign(start + 1)
+        else:
+            self._apply(pending)
+        return env
+
+def register(cls):
+    """Register an `Algorithm` subclass as a Keras custom object."""
+    return lq.utils.register_keras_custom_object(cls)

@@ -1,0 +1,36 @@
+r"""Backpropagation: the reference method, plain Keras training of the wrapped model.
+
+\\[ \Delta W_k = -\eta\, \frac{\partial L}{\partial W_k}, \qquad
+    L = \frac{1}{B} \sum_i \operatorname{CE}(z_i, y_i) \\]
+
+with the gradient of every layer obtained by the chain rule through all downstream layers
+(and, in a BNN, through every downstream sign estimator). ``BP.train_step`` is Keras's own
+``train_step``: the wrapper adds nothing but the common `Algorithm` interface, so its cost
+equals ``model.fit`` (measured in ``bench/training_cost.py``).
+
+!!! example
+    ```python
+    trainer = lqbench.algorithms.build("bp", model)
+    trainer.compile(tf.keras.optimizers.legacy.Adam(1e-3), metrics=["accuracy"], jit_compile=True)
+    trainer.fit(train_ds, epochs=3)
+    ```
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from lqbench.algorithms.base import Algorithm, register
+
+__all__ = ["BP"]
+
+
+@register
+class BP(Algorithm):
+    """Plain backpropagation (Keras's default ``train_step`` on the wrapped model)."""
+
+    algorithm = "bp"
+    defaults = {}
+    supports_xla = True
+
+    def train_step(self, data):
+        return tf.keras.Model.train_step(self, data)

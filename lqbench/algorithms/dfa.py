@@ -1,0 +1,62 @@
+r"""Direct Feedback Alignment (Nøkland 2016), as in paper 000 and its authors' code.
+
+The output error is sent to every tap \\(k\\) (the input of every weight layer but the first)
+through a fixed random matrix \\(B_k \sim \mathcal N(0, 1)^{C \times d_k}\\), replacing the
+gradient that backprop would bring there:
+
+\\[ \delta a_k = \frac{1}{B}\, e\, B_k, \qquad e = \operatorname{softmax}(z) - \operatorname{onehot}(y) \\]
+
+where \\(a_k = q_k(h_k)\\) is what the weight layer consumes (after its binary input quantizer)
+and \\(d_k\\) its channel (conv, broadcast over positions) or feature (dense) dimension. From
+there the signal flows through the quantizer's estimator and the non-weight ops (normalisation,
+pooling, activations) down to the previous weight layer, exactly; other consumers of a tapped
+tensor (skip connections) backpropagate normally, as the authors' per-module backward hooks
+do. The output layer trains on its true loss. In practice the step minimises
+
+\\[ L + \sum_k \sum \operatorname{sg}\!\big(\tfrac{1}{B} e B_k\big) \odot a_k \\]
+
+in one tape (taps stop the true gradient). No gradient is stopped for memory: DFA needs the
+whole forward pass before any update, so its peak memory equals backprop's.
+
+!!! example
+    ```python
+    trainer = lqbench.algorithms.build("dfa", model, seed=0)
+    trainer.compile(lqbench.optimizers.build("adam", 1e-3, 1e-5), metrics=["accuracy"])
+    ```
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from lqbench.algorithms.base import Algorithm, register
+from lqbench.algorithms.taps import tap_signal
+
+__all__ = ["DFA"]
+
+
+@register
+class DFA(Algorithm):
+    """Direct Feedback Alignment with fixed Gaussian feedback matrices \\(B_k\\) (seeded)."""
+
+    algorithm = "dfa"
+    defaults = {}
+    supports_xla = True
+    tap_granularity = "edge"
+
+    def _setup(self):
+        self.feedback = [
+            self._fixed_matrix(f"dfa_feedback_{t.index}", self._rng.standard_normal((self.num_classes, t.channels)))
+            for t in self.graph.taps
+        ]
+
+    def _train_step(self, x, y, sample_weight):
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            env, logits = self.graph.run(x, training=True)
+            loss, grad_z = self._output_gradient(y, logits, sample_weight)
+            total = loss
+            for tap, feedback in zip(self.graph.taps, self.feedback):
+                signal = tap_signal(tf.matmul(grad_z, feedback), tap)
+                total += tf.reduce_sum(tf.stop_gradient(signal) * tap.view(env[tap.key]))
+        self._apply(zip(tape.gradient(total, variables), variables))
+        return logits

@@ -1,0 +1,92 @@
+r"""Direct Random Target Projection (Frenkel et al. 2021), as in paper 000's code.
+
+Each tap \\(k\\) (weight-layer inputs and residual-block inputs) receives, instead of a
+backpropagated gradient, the label projected by a fixed random matrix, and the gradient is
+stopped there, so each segment between taps learns alone and can be updated as soon as its
+forward pass is done (update-unlocked):
+
+\\[ \delta a_k = t\, B_k, \qquad t = \operatorname{onehot}(y) - \tfrac{1}{C} \ \text{(centred target)},
+    \qquad B_k \sim \mathcal N(0, 1)^{C \times d_k} \\]
+
+with \\(a_k = q_k(h_k)\\) the tap view (after the consumer's binary input quantizer, whose
+estimator carries the signal to \\(h_k\\)), \\(d_k\\) the channel dimension (broadcast over
+positions). As in the authors' code the signal is not divided by the batch size (summed over
+samples). The output layer trains on the true loss of its stopped input.
+
+Options (Frenkel's original formulation): ``target="onehot"`` (raw one-hot), and
+``feedback="position"`` with ``init="kaiming_uniform"``: one feedback column per tap element,
+\\(B_k \sim \mathcal U(\pm\sqrt{6 / C})^{C \times \prod \text{shape}_k}\\).
+
+Difference from the authors' code: they only detach residual-block inputs, which leaves the last
+weight layer of every residual block without any signal; lqbench injects \\(t B_k\\) at
+block inputs too (methods.md §3: "at each tap").
+
+!!! example
+    ```python
+    trainer = lqbench.algorithms.build("drtp", model, seed=0)
+    ```
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from lqbench.algorithms.base import UPDATE_MODES, Algorithm, register
+from lqbench.algorithms.taps import tap_signal
+
+__all__ = ["DRTP"]
+
+
+@register
+class DRTP(Algorithm):
+    """Direct Random Target Projection, segment by segment.
+
+    # Hyperparameters
+        target: ``"centred"`` (default, \\(\\operatorname{onehot}(y) - 1/C\\)) or ``"onehot"``.
+        feedback: ``"channel"`` (default, \\(C \\times d_k\\), broadcast) or ``"position"``.
+        init: ``"normal"`` (default, \\(\\mathcal N(0, 1)\\)) or ``"kaiming_uniform"``.
+        update: ``"auto"``, ``"segment"`` or ``"step"`` (see `Algorithm`).
+    """
+
+    algorithm = "drtp"
+    defaults = {"target": "centred", "feedback": "channel", "init": "normal", "update": "auto"}
+    choices = {
+        "target": ("centred", "onehot"),
+        "feedback": ("channel", "position"),
+        "init": ("normal", "kaiming_uniform"),
+        "update": UPDATE_MODES,
+    }
+    supports_xla = True
+    tap_granularity = "tensor"
+    block_taps = True
+
+    def _setup(self):
+        hp = self.hparams
+        self.feedback = []
+        for tap in self.graph.taps:
+            shape = (self.num_classes, tap.channels if hp["feedback"] == "channel" else tap.size)
+            if hp["init"] == "normal":
+                value = self._rng.standard_normal(shape)
+            else:
+                bound = np.sqrt(6.0 / self.num_classes)
+                value = self._rng.uniform(-bound, bound, shape)
+            self.feedback.append(self._fixed_matrix(f"drtp_feedback_{tap.index}", value))
+        self._feedback_of = {tap.index: fb for tap, fb in zip(self.graph.taps, self.feedback)}
+
+    def _train_step(self, x, y, sample_weight):
+        target = self._onehot(y)
+        if self.hparams["target"] == "centred":
+            target = target - 1.0 / self.num_classes
+        per_position = self.hparams["feedback"] == "position"
+        outputs = {}
+
+        def segment_loss(segment, env):
+            if segment.is_output:
+                outputs["logits"] = env[self.graph.output_key]
+                return self._output_loss(y, outputs["logits"], sample_weight)
+            tap = segment.tap
+            signal = tap_signal(tf.matmul(target, self._feedback_of[tap.index]), tap, per_position)
+            return tf.reduce_sum(tf.stop_gradient(signal) * tap.view(env[tap.key]))
+
+        self._train_segments(x, segment_loss)
+        return outputs["logits"]
