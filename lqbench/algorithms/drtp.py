@@ -71,7 +71,8 @@ class DRTP(Algorithm):
                 bound = np.sqrt(6.0 / self.num_classes)
                 value = self._rng.uniform(-bound, bound, shape)
             self.feedback.append(self._fixed_matrix(f"drtp_feedback_{tap.index}", value))
-        self._feedback_of = {tap.index: fb for tap, fb in zip(self.graph.taps, self.feedback)}
+        # string keys: a dict of trackables with int keys cannot be checkpointed (BackupAndRestore)
+        self._feedback_of = {str(tap.index): fb for tap, fb in zip(self.graph.taps, self.feedback)}
 
     def _train_step(self, x, y, sample_weight):
         target = self._onehot(y)
@@ -85,7 +86,7 @@ class DRTP(Algorithm):
                 outputs["logits"] = env[self.graph.output_key]
                 return self._output_loss(y, outputs["logits"], sample_weight)
             tap = segment.tap
-            signal = tap_signal(tf.matmul(target, self._feedback_of[tap.index]), tap, per_position)
+            signal = tap_signal(tf.matmul(target, self._feedback_of[str(tap.index)]), tap, per_position)
             return tf.reduce_sum(tf.stop_gradient(signal) * tap.view(env[tap.key]))
 
         self._train_segments(x, segment_loss)

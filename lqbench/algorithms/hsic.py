@@ -88,7 +88,7 @@ class HSIC(Algorithm):
     block_taps = True
 
     def _setup(self):
-        self.tap_trackers = {t.index: self._tracker(f"hsic_{t.index}") for t in self.graph.taps}
+        self.tap_trackers = {str(t.index): self._tracker(f"hsic_{t.index}") for t in self.graph.taps}
 
     def _kernel(self, z):
         if self.hparams["kernel"] == "cosine":
@@ -120,7 +120,7 @@ class HSIC(Algorithm):
                 return self._output_loss(y, outputs["logits"], sample_weight)
             tap = segment.tap
             loss = self.local_loss(tap.view(env[tap.key]), k_y, k_x)
-            self.tap_trackers[tap.index].update_state(loss)
+            self.tap_trackers[str(tap.index)].update_state(loss)
             return loss * scale
 
         self._train_segments(x, segment_loss)

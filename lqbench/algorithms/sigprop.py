@@ -71,7 +71,7 @@ class SigpropTL(Algorithm):
         self.input_feedback = self._fixed_matrix(
             "sigprop_input_feedback", self._rng.standard_normal((self.num_classes, size)) / np.sqrt(size)
         )
-        self.tap_trackers = {t.index: self._tracker(f"sigprop_{t.index}") for t in self.graph.taps}
+        self.tap_trackers = {str(t.index): self._tracker(f"sigprop_{t.index}") for t in self.graph.taps}
 
     def _train_step(self, x, y, sample_weight):
         graph = self.graph
@@ -101,7 +101,7 @@ class SigpropTL(Algorithm):
             h = env[tap.key]
             view = tap.view(h)
             err = tf.stop_gradient(view[:batch] - view[batch:])
-            self.tap_trackers[tap.index].update_state(tf.reduce_mean(tf.square(err)))
+            self.tap_trackers[str(tap.index)].update_state(tf.reduce_mean(tf.square(err)))
             return tf.reduce_sum(err * h[:batch]) / float(tap.positions)
 
         self._train_segments(tf.concat([x, x_err], axis=0), segment_loss, graph.segments[:-1], initial=initial)
