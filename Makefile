@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test bench bench-quick clean-venv
+.PHONY: run test clean-venv
 
 $(BIN)/.installed: requirements.txt setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,13 +19,6 @@ run: $(BIN)/.installed
 ## the test suite
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q tests $(ARGS)
-
-## benchmarks (not part of CI): regenerates BENCHMARKS.md
-bench: $(BIN)/.installed
-	$(BIN)/python bench/run_all.py $(ARGS)
-
-bench-quick: $(BIN)/.installed
-	$(BIN)/python bench/run_all.py --quick $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -269,14 +269,16 @@ class BestWeights(tf.keras.callbacks.Callback):
     """Remember the weights of the best epoch and restore them when training ends.
 
     ``monitor=None`` picks ``val_accuracy`` (max) if logged, else ``val_loss`` (min), else
-    ``loss`` (min). ``best_epoch`` and ``best`` hold the result.
+    ``loss`` (min). ``best_epoch`` (0-based) and ``best`` hold the result. ``restore=False``
+    only remembers them (``best_weights``), leaving the final weights in the model.
     """
 
-    def __init__(self, monitor: str | None = None, mode: str = "auto"):
+    def __init__(self, monitor: str | None = None, mode: str = "auto", restore: bool = True):
         super().__init__()
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"BestWeights: unknown mode {mode!r}; allowed: auto, min, max")
-        self.monitor, self.mode = monitor, mode
+        self.monitor, self.mode, self.restore = monitor, mode, restore
+        self.on_train_begin()
 
     def on_train_begin(self, logs=None):
         self.best, self.best_epoch, self.best_weights, self._key = None, None, None, self.monitor
@@ -306,8 +308,8 @@ class BestWeights(tf.keras.callbacks.Callback):
             self.best_weights = self.model.get_weights()
 
     def on_train_end(self, logs=None):
-        if self.best_weights is not None:
+        if self.restore and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
 
     def get_config(self):
-        return {"monitor": self.monitor, "mode": self.mode}
+        return {"monitor": self.monitor, "mode": self.mode, "restore": self.restore}

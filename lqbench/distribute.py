@@ -56,6 +56,18 @@ def get_strategy(name: str | None = "default") -> tf.distribute.Strategy:
     raise ValueError(f"unknown strategy {name!r}; allowed: {', '.join(STRATEGIES)}")
 
 
+def supports_xla(strategy: tf.distribute.Strategy) -> bool:
+    """Whether train steps may be XLA-compiled under ``strategy``.
+
+    XLA has no cross-replica collectives on CPU devices (TensorFlow raises "Collectives are not
+    yet implemented for CPU devices when compiling with XLA"), so several CPU replicas train in
+    graph mode; one replica, or GPU replicas, keep XLA.
+    """
+    if strategy.num_replicas_in_sync <= 1:
+        return True
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
     """Whether this process writes results: always, except on non-chief multi-worker tasks."""
     resolver = getattr(getattr(strategy, "extended", None), "_cluster_resolver", None)
@@ -65,3 +77,15 @@ def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def add_strategy_argument(parser) -> None:
+    """``--strategy default|mirrored|multiworker`` for the training commands."""
+    parser.add_argument("--strategy", choices=STRATEGIES, default="default",
+                        help="tf.distribute strategy (multiworker reads TF_CONFIG); --batch-size is the global batch")
+
+
+def strategy_from_arguments(args) -> tf.distribute.Strategy | None:
+    """The strategy of ``--strategy``; created first, before any other TensorFlow op (see module doc)."""
+    name = getattr(args, "strategy", "default")
+    return None if name == "default" else get_strategy(name)

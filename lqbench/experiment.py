@@ -32,9 +32,9 @@ import numpy as np
 import tensorflow as tf
 
 from lqbench import storage
+from lqbench.callbacks import BestWeights
+from lqbench.profiling import MemoryMonitor
 from lqbench.spec import ExperimentSpec
-
-_PROC_STATUS = pathlib.Path("/proc/self/status")
 
 
 @dataclasses.dataclass
@@ -90,14 +90,26 @@ def run_dir(spec: ExperimentSpec, seed: int, output_dir: str | os.PathLike) -> p
 
 
 def load_model(path: str | os.PathLike) -> tf.keras.Model:
-    """Load a model saved by `run` (or any Keras model using lqbench/Larq custom objects)."""
+    """Load a model saved by `run` (``.keras``, ``.h5`` or SavedModel folder) with lqbench's objects.
+
+    The zoo's layers, lqbench's estimators and the continuous-binarization layers are
+    registered first so that every saved lqbench model deserialises.
+    """
     import lqbench.models  # noqa: F401  (registers the zoo's custom layers)
-    from lqbench import continuous  # noqa: F401  (registers continuous-binarization layers)
+    from lqbench import continuous, estimators  # noqa: F401  (register their custom objects)
 
     path = pathlib.Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no saved model at {path}")
-    return tf.keras.models.load_model(path, compile=False)
+        raise FileNotFoundError(f"no model at {path}")
+    if path.is_file() and path.suffix not in (".keras", ".h5", ".hdf5"):
+        raise ValueError(f"cannot load {path}: expected a .keras or .h5 file or a SavedModel folder")
+    if path.is_dir() and not (path / "saved_model.pb").exists():
+        raise ValueError(f"{path} is a folder without saved_model.pb: not a SavedModel")
+    try:
+        return tf.keras.models.load_model(path, compile=False)
+    except Exception as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"cannot load Keras model {path}: {message}") from error
 
 
 def run(
@@ -112,7 +124,14 @@ def run(
     """Train and evaluate ``spec`` with ``seed`` (default: its first seed); see module doc."""
     from lqbench import data
 
+    from lqbench import distribute
+
     seed = spec.seeds[0] if seed is None else seed
+    strategy = strategy or tf.distribute.get_strategy()
+    if not distribute.is_chief(strategy):  # only the chief writes results; workers write to scratch
+        import tempfile
+
+        output_dir = tempfile.mkdtemp(prefix="lqbench-worker-")
     directory = run_dir(spec, seed, output_dir)
     directory.mkdir(parents=True, exist_ok=True)
     spec.save(directory / "spec.toml")
@@ -127,7 +146,6 @@ def run(
     test_data = data.load(spec.dataset, "test", **load)
     steps_per_epoch = math.ceil(info.sizes["train"] / spec.batch_size)
 
-    strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         model, trainer = _build(spec, seed, input_shape, info.num_classes)
     result.params = int(model.count_params())
@@ -136,7 +154,7 @@ def run(
     result.footprint_bits = int(models.memory_footprint_bits(_deployed_model(spec, model, input_shape, info.num_classes)))
 
     timer = _EpochTimer()
-    best = _BestWeights(model)
+    best = BestWeights(monitor="val_accuracy", mode="max", restore=False)
     callbacks = [timer, _StopOnNonFinite(), tf.keras.callbacks.TensorBoard(str(directory / "logs"))]
     if _single_phase(spec):
         callbacks += [best, tf.keras.callbacks.BackupAndRestore(str(directory / "backup"))]
@@ -145,13 +163,14 @@ def run(
 
     if not spec.post_training_binarization:
         callbacks += estimators.callbacks_for(spec.binarization.estimator_names(), spec.epochs)
-    jit = bool(spec.jit_compile and getattr(trainer, "supports_xla", True) and optimizers.supports_xla(spec.optimizer))
+    jit = bool(spec.jit_compile and getattr(trainer, "supports_xla", True) and optimizers.supports_xla(spec.optimizer)
+               and distribute.supports_xla(strategy))
     result.jit_compile = jit
 
-    memory = PeakMemory()
+    memory = MemoryMonitor()
     start = time.perf_counter()
     try:
-        with strategy.scope():
+        with memory, strategy.scope():
             history = recipes.fit(
                 trainer,
                 train_data,
@@ -174,7 +193,7 @@ def run(
         result.save(directory / "result.json")
         return result
     result.wall_time_s = time.perf_counter() - start
-    result.peak_memory_bytes, result.memory_method = memory.peak()
+    result.peak_memory_bytes, result.memory_method = memory.training_bytes, memory.peak_source
     result.history = _history(history.history)
     result.epochs_run = len(timer.epoch_times)
     result.time_per_epoch_s = float(np.median(timer.epoch_times)) if timer.epoch_times else None
@@ -182,13 +201,13 @@ def run(
     if spec.post_training_binarization:
         model = _binarize_post_training(spec, model, input_shape, info.num_classes)
         trainer = model
-        best.best_weights = None
+        best.best_weights = None  # the float weights are not the deployed model's
     trainer.compile(loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     result.test_accuracy = float(trainer.evaluate(test_data, verbose=0, return_dict=True)["accuracy"])
     if best.best_weights is not None:
-        model.set_weights(best.best_weights)
-        result.best_val_accuracy = best.best_value
-        result.best_epoch = best.best_epoch
+        trainer.set_weights(best.best_weights)
+        result.best_val_accuracy = best.best
+        result.best_epoch = best.best_epoch + 1
         result.test_accuracy_best_val = float(trainer.evaluate(test_data, verbose=0, return_dict=True)["accuracy"])
     else:
         val_history = result.history.get("val_accuracy")
@@ -300,59 +319,3 @@ class _StopOnNonFinite(tf.keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             raise TrainingDiverged(f"loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}")
-
-
-class _BestWeights(tf.keras.callbacks.Callback):
-    """Keep the weights of the epoch with the best validation accuracy (selection on val)."""
-
-    def __init__(self, model: tf.keras.Model, monitor: str = "val_accuracy"):
-        super().__init__()
-        self.target, self.monitor = model, monitor
-        self.best_value, self.best_epoch, self.best_weights = -math.inf, None, None
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is not None and float(value) > self.best_value:
-            self.best_value, self.best_epoch = float(value), epoch + 1
-            self.best_weights = self.target.get_weights()
-
-
-class PeakMemory:
-    """Peak resident memory of this process from now on (CPU), or the GPU allocator's peak.
-
-    On Linux the kernel's high-water mark ``VmHWM`` is reset by writing ``5`` to
-    ``/proc/self/clear_refs``; the peak is then ``VmHWM - VmRSS(start)``. For an isolated
-    measurement with glibc's caching disabled use `lqbench.profiling` (a fresh subprocess).
-    """
-
-    def __init__(self):
-        self.gpu = bool(tf.config.list_physical_devices("GPU"))
-        if self.gpu:
-            tf.config.experimental.reset_memory_stats("GPU:0")
-            self.start = 0
-            return
-        self.start = _proc_kib("VmRSS")
-        try:
-            pathlib.Path("/proc/self/clear_refs").write_text("5")
-            self.reset = True
-        except OSError:
-            self.reset = False
-
-    def peak(self) -> tuple[int | None, str]:
-        if self.gpu:
-            return int(tf.config.experimental.get_memory_info("GPU:0")["peak"]), "gpu allocator peak"
-        hwm = _proc_kib("VmHWM")
-        if hwm is None or self.start is None:
-            return None, "unavailable"
-        method = "process VmHWM - VmRSS at start" if self.reset else "process VmHWM (not reset) - VmRSS at start"
-        return max(0, (hwm - self.start) * 1024), method
-
-
-def _proc_kib(field: str) -> int | None:
-    try:
-        for line in _PROC_STATUS.read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None

@@ -76,3 +76,25 @@ def test_strategy_names_and_errors(monkeypatch):
     with pytest.raises(ValueError, match="unknown strategy 'tpu'"):
         distribute.get_strategy("tpu")
     assert distribute.is_chief(tf.distribute.get_strategy())
+    assert distribute.supports_xla(tf.distribute.get_strategy())  # one replica keeps XLA
+
+
+def test_lqbench_train_multiworker_chief_writes_results(tmp_path):
+    """`lqbench train --strategy multiworker` on two local workers: one result, from the chief."""
+    import json
+    import os
+
+    ports = _free_ports(2)
+    command = [sys.executable, "-m", "lqbench.cli", "train", "--strategy", "multiworker", "--dataset", "digits",
+               "--model-args", '{"hidden_units": [32, 32]}', "--epochs", "1", "--batch-size", "64", "--quiet",
+               "--output", str(tmp_path / "results")]
+    workers = []
+    for index in range(2):
+        config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
+        workers.append(subprocess.Popen(command, env={**os.environ, "TF_CONFIG": json.dumps(config)},
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    _run(workers)
+    results = list((tmp_path / "results").glob("*/seed-0/result.json"))
+    assert len(results) == 1
+    result = json.loads(results[0].read_text())
+    assert result["status"] == "ok" and result["test_accuracy"] > 0.1

@@ -493,23 +493,7 @@ def convert(
 
 
 def load_model(path: str | os.PathLike) -> tf.keras.Model:
-    """Load a saved Keras model (``.keras``, ``.h5`` or SavedModel folder) with lqbench's objects.
+    """Load a saved Keras model with lqbench's custom objects (`lqbench.experiment.load_model`)."""
+    from lqbench.experiment import load_model as _load
 
-    `lqbench.models` and `lqbench.estimators` are imported first so their registered custom
-    objects deserialize.
-    """
-    import lqbench.estimators  # noqa: F401
-    import lqbench.models  # noqa: F401
-
-    path = pathlib.Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no model at {path}")
-    if path.is_file() and path.suffix not in (".keras", ".h5", ".hdf5"):
-        raise ValueError(f"cannot load {path}: expected a .keras or .h5 file or a SavedModel folder")
-    if path.is_dir() and not (path / "saved_model.pb").exists():
-        raise ValueError(f"{path} is a folder without saved_model.pb: not a SavedModel")
-    try:
-        return tf.keras.models.load_model(path, compile=False)
-    except Exception as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"cannot load Keras model {path}: {message}") from error
+    return _load(path)

@@ -38,6 +38,9 @@ def register(subparsers) -> None:
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), metavar="NAME")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--bench-runs", type=int, default=50, help="timed inferences per model")
+    from lqbench.distribute import add_strategy_argument
+
+    add_strategy_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -64,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
     from lqbench import report, sweep
     from lqbench.binarization import Binarization
 
+    from lqbench.distribute import strategy_from_arguments
+
+    strategy = strategy_from_arguments(args)
     started = time.perf_counter()
     output = pathlib.Path(args.output)
     base = base_spec(args)
@@ -72,8 +78,9 @@ def run(args: argparse.Namespace) -> int:
     total = sum(len(s.seeds) for s in specs)
     print(f"lqbench run: {len(specs)} configurations x {len(base.seeds)} seeds = {total} runs of "
           f"{base.model} on {base.dataset}, {base.epochs} epochs each -> {output}", flush=True)
+    extra = {"strategy": strategy} if strategy is not None else {}
     outcome = sweep.sweep(specs, output / "runs", log=lambda line: print(line, flush=True),
-                          extra_callbacks=(_epoch_progress(),))
+                          extra_callbacks=(_epoch_progress(),), **extra)
 
     rendered = report.write_report(output / "runs", output)
     print()

@@ -26,6 +26,9 @@ def register(subparsers) -> None:
                         help="grid-search every configuration first (paper 000's protocol; also `tune = true`)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their state, train nothing")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    from lqbench.distribute import add_strategy_argument
+
+    add_strategy_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -85,7 +88,12 @@ def run(args) -> int:
     from lqbench import storage
 
     storage.write_atomic(output / "sweep.toml", sweep_spec.to_toml())
+    from lqbench.distribute import strategy_from_arguments
+
     kwargs = dict(verbose=0 if args.quiet else 2)
+    strategy = strategy_from_arguments(args)
+    if strategy is not None:
+        kwargs["strategy"] = strategy
     if args.tune or sweep_spec.tune:
         outcome = sweep.tune_each(specs, output, tuner=sweep_spec.tuner, max_trials=sweep_spec.max_trials, **kwargs)
     else:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from lqbench.commands._spec_args import add_spec_arguments, spec_from_arguments
+from lqbench.distribute import add_strategy_argument, strategy_from_arguments
 
 
 def register(subparsers) -> None:
@@ -10,16 +11,18 @@ def register(subparsers) -> None:
     add_spec_arguments(parser)
     parser.add_argument("--output", default="lqbench-results", help="results folder")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    add_strategy_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from lqbench import experiment
 
+    strategy = strategy_from_arguments(args)
     spec = spec_from_arguments(args)
     failed = 0
     for seed in spec.seeds:
-        result = experiment.run(spec, seed, args.output, verbose=0 if args.quiet else 2)
+        result = experiment.run(spec, seed, args.output, verbose=0 if args.quiet else 2, strategy=strategy)
         if result.status != "ok":
             failed += 1
             print(f"seed {seed}: FAILED: {result.error}")
