@@ -11,8 +11,12 @@ Keras splits each global batch across the replicas (``batch_size / num_replicas`
 each), every replica computes gradients of its share, and the all-reduced (summed) gradients
 of the per-replica losses scaled by the global batch equal the single-device gradient of the
 global batch. Batch normalisation statistics are computed per replica, as in every Keras
-data-parallel run. The learning rate therefore needs no change when the number of workers
-changes at a fixed global batch.
+data-parallel run, and so is the HSIC bottleneck's kernel statistic (its local losses are
+HSIC estimates over each replica's share of the batch): both differ slightly from one device
+seeing the whole batch. For every other algorithm and optimizer, training with N replicas equals
+single-device training on the same global batch (tested for BP, DFA, DRTP, SigpropTL and Bop).
+The learning rate therefore needs no change when the number of workers changes at a fixed
+global batch.
 
 `MultiWorkerMirroredStrategy` must be created before any other TensorFlow op in the
 process: `get_strategy("multiworker")` is the first thing ``lqbench train --strategy

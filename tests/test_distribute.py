@@ -36,18 +36,21 @@ def _run(processes):
                 process.wait()
 
 
-@pytest.mark.parametrize("algorithm", ["bp", "drtp"])
-def test_two_workers_end_identical_and_match_single_process(algorithm, tmp_path):
+@pytest.mark.parametrize("algorithm,optimizer", [
+    ("bp", "sgd"), ("dfa", "sgd"), ("drtp", "sgd"), ("hsic", "sgd"), ("sigprop", "sgd"), ("bp", "bop"),
+])
+def test_two_workers_end_identical_and_match_single_process(algorithm, optimizer, tmp_path):
     ports = _free_ports(2)
     outputs = [tmp_path / f"worker{i}.npz" for i in range(2)]
+    options = ["--optimizer", optimizer]
     workers = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), algorithm, str(out), "--worker", str(i), "--ports", *map(str, ports)],
+            [sys.executable, str(WORKER), algorithm, str(out), *options, "--worker", str(i), "--ports", *map(str, ports)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         for i, out in enumerate(outputs)
     ]
-    single = subprocess.Popen([sys.executable, str(WORKER), algorithm, str(tmp_path / "single.npz")],
+    single = subprocess.Popen([sys.executable, str(WORKER), algorithm, str(tmp_path / "single.npz"), *options],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _run(workers + [single])
 
@@ -57,7 +60,10 @@ def test_two_workers_end_identical_and_match_single_process(algorithm, tmp_path)
     trained = False
     for key in finals:
         np.testing.assert_array_equal(w0[key], w1[key])  # replicas stay in sync exactly
-        np.testing.assert_allclose(w0[key], ref[key], rtol=1e-4, atol=1e-5)  # same global batch
+        # HSIC's local loss is a kernel statistic of each replica's share of the batch (like batch
+        # norm), so it is not the single-device loss of the global batch: only the sync is checked.
+        if algorithm != "hsic":
+            np.testing.assert_allclose(w0[key], ref[key], rtol=1e-4, atol=1e-5)  # same global batch
         np.testing.assert_array_equal(w0[key.replace("final", "init")], ref[key.replace("final", "init")])
         trained |= not np.allclose(ref[key], ref[key.replace("final", "init")])
     assert trained, "training did not change any weight"

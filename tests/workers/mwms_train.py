@@ -1,7 +1,7 @@
-"""Train a small binary MLP with one lqbench algorithm, alone or as one worker of a
+"""Train a small binary MLP with one lqbench algorithm and optimizer, alone or as one worker of a
 `MultiWorkerMirroredStrategy` cluster, and save the final weights (used by test_distribute.py).
 
-usage: mwms_train.py ALGORITHM OUT.npz [--worker INDEX --ports P0 P1]
+usage: mwms_train.py ALGORITHM OUT.npz [--optimizer NAME] [--worker INDEX --ports P0 P1]
 """
 import argparse
 import json
@@ -15,6 +15,7 @@ parser.add_argument("--worker", type=int, default=None)
 parser.add_argument("--ports", type=int, nargs="+", default=None)
 parser.add_argument("--steps", type=int, default=4)
 parser.add_argument("--global-batch", type=int, default=32)
+parser.add_argument("--optimizer", default="sgd")
 args = parser.parse_args()
 
 if args.worker is not None:
@@ -49,8 +50,9 @@ with strategy.scope():
     outputs = lq.layers.QuantDense(4, **binarization.dense_kwargs("last"))(h)
     model = tf.keras.Model(inputs, outputs)
     trainer = algorithms.build(args.algorithm, model, seed=3)
+    optimizers.prepare(args.optimizer, model)
     trainer.compile(
-        optimizer=optimizers.build("sgd", learning_rate=0.05),
+        optimizer=optimizers.build(args.optimizer, learning_rate=0.05),
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
