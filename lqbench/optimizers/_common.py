@@ -196,7 +196,21 @@ class CoupledWeightDecayMixin:
     r"""Coupled L2 weight decay (PyTorch ``weight_decay``): \\(g \leftarrow g + \lambda_{wd} w\\).
 
     Applied to the gradient of every variable this optimizer updates, before its update rule.
+    Put it before a `tf.keras.optimizers.legacy` optimizer in the bases and call
+    ``_init_weight_decay`` in ``__init__``.
     """
+
+    def _resource_apply_dense(self, grad, var, apply_state=None):
+        return super()._resource_apply_dense(self._decay_dense(grad, var), var, apply_state)
+
+    def _resource_apply_sparse_duplicate_indices(self, grad, var, indices, **kwargs):
+        if self._weight_decay_value:
+            grad, indices = self._deduplicate_indexed_slices(grad, indices)
+            grad = self._decay_sparse(grad, var, indices)
+        return super()._resource_apply_sparse_duplicate_indices(grad, var, indices, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), **self._weight_decay_config()}
 
     def _init_weight_decay(self, weight_decay: float) -> None:
         check_range("weight_decay", weight_decay, 0.0, math.inf, low_inclusive=True)

@@ -33,15 +33,3 @@ class SGD(CoupledWeightDecayMixin, tf.keras.optimizers.legacy.SGD):
         check_range("momentum", momentum, 0.0, 1.0, low_inclusive=True, high_inclusive=False, where=name)
         super().__init__(learning_rate=learning_rate, momentum=momentum, nesterov=nesterov, name=name, **kwargs)
         self._init_weight_decay(weight_decay)
-
-    def _resource_apply_dense(self, grad, var, apply_state=None):
-        return super()._resource_apply_dense(self._decay_dense(grad, var), var, apply_state)
-
-    def _resource_apply_sparse_duplicate_indices(self, grad, var, indices, **kwargs):
-        if self._weight_decay_value:
-            grad, indices = self._deduplicate_indexed_slices(grad, indices)
-            grad = self._decay_sparse(grad, var, indices)
-        return super()._resource_apply_sparse_duplicate_indices(grad, var, indices, **kwargs)
-
-    def get_config(self):
-        return {**super().get_config(), **self._weight_decay_config()}
