@@ -14,7 +14,9 @@ global batch. Batch normalisation statistics are computed per replica, as in eve
 data-parallel run, and so is the HSIC bottleneck's kernel statistic (its local losses are
 HSIC estimates over each replica's share of the batch): both differ slightly from one device
 seeing the whole batch. For every other algorithm and optimizer, training with N replicas equals
-single-device training on the same global batch (tested for BP, DFA, DRTP, SigpropTL and Bop).
+single-device training on the same global batch (tested for BP, DFA, DRTP, SigpropTL and Bop;
+the multi-phase recipes BNEW, ProxQuant, BMD and continuous binarization are tested to run with
+identical results on every worker).
 The learning rate therefore needs no change when the number of workers changes at a fixed
 global batch.
 

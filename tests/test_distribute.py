@@ -85,21 +85,35 @@ def test_strategy_names_and_errors(monkeypatch):
     assert distribute.supports_xla(tf.distribute.get_strategy())  # one replica keeps XLA
 
 
-def test_lqbench_train_multiworker_chief_writes_results(tmp_path):
-    """`lqbench train --strategy multiworker` on two local workers: one result, from the chief."""
+@pytest.mark.parametrize("optimizer", ["adam", "bnew", "proxquant", "bmd", "cb"])
+def test_lqbench_train_multiworker_runs_every_recipe_and_only_the_chief_writes(optimizer, tmp_path):
+    """`lqbench train --strategy multiworker` on two local workers: multi-phase recipes included,
+    both workers end with the same test accuracy, one result file (the chief's)."""
     import json
     import os
+    import re
 
     ports = _free_ports(2)
     command = [sys.executable, "-m", "lqbench.cli", "train", "--strategy", "multiworker", "--dataset", "digits",
-               "--model-args", '{"hidden_units": [32, 32]}', "--epochs", "1", "--batch-size", "64", "--quiet",
-               "--output", str(tmp_path / "results")]
+               "--model-args", '{"hidden_units": [32, 32]}', "--epochs", "3", "--batch-size", "64", "--quiet",
+               "--optimizer", optimizer, "--output", str(tmp_path / "results")]
+    if optimizer == "cb":
+        command += ["--no-binary-weights"]
     workers = []
     for index in range(2):
         config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
         workers.append(subprocess.Popen(command, env={**os.environ, "TF_CONFIG": json.dumps(config)},
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-    _run(workers)
+    try:
+        outputs = [w.communicate(timeout=TIMEOUT_S)[0].decode() for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    accuracies = [re.search(r"test accuracy (\d\.\d+)", out).group(1) for out in outputs]
+    assert accuracies[0] == accuracies[1]
     results = list((tmp_path / "results").glob("*/seed-0/result.json"))
     assert len(results) == 1
     result = json.loads(results[0].read_text())
