@@ -191,11 +191,7 @@ class ExperimentSpec:
 
     @classmethod
     def from_toml(cls, text: str, source: str = "<string>") -> "ExperimentSpec":
-        try:
-            config = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
-            raise SpecError(f"{source}: not valid TOML: {error}") from None
-        return cls.from_dict(config)
+        return cls.from_dict(parse_toml(text, source))
 
     @classmethod
     def load(cls, path: str | pathlib.Path) -> "ExperimentSpec":
@@ -213,6 +209,14 @@ class ExperimentSpec:
         for field in ("seeds", "name", "grid"):
             config.pop(field)
         return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def parse_toml(text: str, source: str = "<string>") -> dict[str, Any]:
+    """The table of a TOML text; `SpecError` naming ``source`` when it is not valid TOML."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SpecError(f"{source}: not valid TOML: {error}") from None
 
 
 def optimizer_names() -> list[str]:

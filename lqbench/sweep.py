@@ -70,12 +70,11 @@ import os
 import pathlib
 import shutil
 import socket
-import tomllib
 import traceback
 from typing import Any, Callable, Iterable, Sequence
 
 from lqbench import storage
-from lqbench.spec import ExperimentSpec, SpecError
+from lqbench.spec import ExperimentSpec, SpecError, parse_toml
 
 RESULT = "result.json"
 INDEX = "index.jsonl"
@@ -247,10 +246,7 @@ class SweepSpec:
 
     @classmethod
     def from_toml(cls, text: str, source: str = "<string>") -> "SweepSpec":
-        try:
-            config = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
-            raise SpecError(f"{source}: not valid TOML: {error}") from None
+        config = parse_toml(text, source)
         if not {"base", "axes", "group", "tune", "tuner", "max_trials"} & set(config):
             # a plain experiment spec is a sweep of one configuration
             spec = ExperimentSpec.from_dict(config)
