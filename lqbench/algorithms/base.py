@@ -125,6 +125,12 @@ class Algorithm(tf.keras.Model):
         if loss is None:
             loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        # Keras's non-legacy optimizers only update the variables they were built with; segment
+        # updates reach them one part of the model at a time, so build on all of them now.
+        if self.graph is not None and not isinstance(self.optimizer, tf.keras.optimizers.legacy.Optimizer):
+            build = getattr(self.optimizer, "build", None)
+            if build is not None and not getattr(self.optimizer, "_built", False):
+                build(self.model.trainable_variables)
 
     @property
     def metrics(self):
