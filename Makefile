@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test clean-venv
+.PHONY: run test bench clean-venv
 
 $(BIN)/.installed: requirements.txt setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ run: $(BIN)/.installed
 ## the test suite
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q tests $(ARGS)
+
+## every benchmark, then BENCHMARKS.md (about 1 hour; ARGS=--quick: under 15 minutes; not part of CI)
+bench: $(BIN)/.installed
+	$(BIN)/python bench/run_all.py $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

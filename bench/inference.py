@@ -11,7 +11,7 @@ The host is x86: LCE's optimized ARM kernels are not used, so these are *not* AR
 (`lce.md`). The machine may be shared: the load average before and after each model is
 recorded, and binary and float inferences alternate one by one so both see the same load.
 
-    python bench/inference.py [--models vgg_small binarynet_cnn resnet20 lenet] [--runs 100]
+    python bench/inference.py [--models vgg_small vgg_small_avg binarynet_cnn ...] [--runs 200]
 """
 from __future__ import annotations
 
@@ -33,6 +33,12 @@ import lqbench.tflite as tfl
 HERE = pathlib.Path(__file__).resolve().parent
 TARGET_LATENCY_RATIO = 0.5  # binary at most half the float latency (1 thread)
 TARGET_SIZE_RATIO = 25.0  # binary at least 25x smaller
+# zoo variants benchmarked under their own names: (zoo model, architecture arguments)
+VARIANTS = {
+    "vgg_small_avg": ("vgg_small", {"head": "avg"}),
+    "binarynet_cnn_conv_head": ("binarynet_cnn", {"dense_as_conv": True}),
+}
+DEFAULT_MODELS = ["vgg_small", "vgg_small_avg", "binarynet_cnn", "binarynet_cnn_conv_head", "resnet20", "lenet"]
 
 
 def measure(binary_path, float_path, threads: int, runs: int, warmup: int) -> dict:
@@ -53,8 +59,9 @@ def measure(binary_path, float_path, threads: int, runs: int, warmup: int) -> di
 
 
 def run_model(name: str, shape, classes: int, threads_list, runs: int, warmup: int, workdir) -> dict:
-    binary_model = models.build(name, shape, classes, binarization=lqbench.Binarization())
-    float_model = models.build(name, shape, classes, binarization=lqbench.Binarization.full_precision())
+    zoo_name, arch = VARIANTS.get(name, (name, {}))
+    binary_model = models.build(zoo_name, shape, classes, binarization=lqbench.Binarization(), **arch)
+    float_model = models.build(zoo_name, shape, classes, binarization=lqbench.Binarization.full_precision(), **arch)
     binary_path = pathlib.Path(workdir) / f"{name}.tflite"
     float_path = pathlib.Path(workdir) / f"{name}_float.tflite"
     start = time.perf_counter()
@@ -70,6 +77,8 @@ def run_model(name: str, shape, classes: int, threads_list, runs: int, warmup: i
     one = next((t for t in timings if t["threads"] == 1), timings[0])
     result = {
         "model": name,
+        "zoo_model": zoo_name,
+        "architecture_args": arch,
         "input_shape": list(shape),
         "classes": classes,
         "params": int(binary_model.count_params()),
@@ -110,7 +119,8 @@ def run_model(name: str, shape, classes: int, threads_list, runs: int, warmup: i
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", default=["vgg_small", "binarynet_cnn", "resnet20", "lenet"])
+    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS,
+                        help=f"zoo models or variants ({', '.join(VARIANTS)})")
     parser.add_argument("--input-shape", type=int, nargs=3, default=(32, 32, 3))
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -118,7 +128,7 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--output", default=str(HERE / "results" / "inference.json"))
     args = parser.parse_args(argv)
-    unknown = [m for m in args.models if m not in models.available()]
+    unknown = [m for m in args.models if m not in models.available() and m not in VARIANTS]
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; available: {', '.join(models.available())}")
     import larq_compute_engine as lce

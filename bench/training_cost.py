@@ -8,15 +8,18 @@ methods.md §3). Three parts, written to ``bench/results/training_cost.json``:
    ``binarynet_mlp``) and a binary VGG-style CNN (conv 64-64-pool-128-128-pool-dense, BN, the
    net of methods.md §3), MNIST batch 128, with XLA (lqbench's default) and without.
    Modes: ``eager`` (``run_eagerly=True``: Python frees each segment's tensors when its tape is
-   dropped) and ``xla`` (``jit_compile=True``, lqbench's default: one compiled program per step).
+   dropped), ``graph`` (``tf.function`` without XLA, ``--no-xla``: the executor frees a tensor
+   after its last consumer) and ``xla`` (``jit_compile=True``, lqbench's default: one compiled
+   program per step).
 2. ``speed``: the binary MLP 784-512-512-10 (middle layer binary, no batch norm), Adam 1e-3,
-   coupled weight decay 1e-5, batch 128, 3 epochs of MNIST: seconds/epoch and test accuracy of
+   coupled weight decay 1e-5, batch 128, 3 epochs of MNIST (``--epochs``): seconds/epoch and test accuracy of
    each method, to compare with the authors' PyTorch code measured on the same machine.
 3. ``bp_overhead``: lqbench's ``bp`` wrapper against plain Keras ``model.fit`` on that MLP.
 
 Usage (run alone, it takes ~20 minutes on 2 CPU cores)::
 
-    .venv/bin/python bench/training_cost.py [--part memory|speed|all] [--steps 5]
+    .venv/bin/python bench/training_cost.py [--part memory|speed|all] [--steps 5] [--modes eager xla]
+        [--epochs 3] [--out bench/results/training_cost.json]
 """
 from __future__ import annotations
 
@@ -142,12 +145,12 @@ def setup(method: str, model: str, epochs: int = 1, steps: int | None = None, ji
     return train
 
 
-def run_memory(steps: int, out: dict) -> None:
+def run_memory(steps: int, out: dict, modes=("eager", "graph", "xla"), models=("deep_mlp", "vgg_cnn")) -> None:
     from lqbench import profiling
 
     rows = out.setdefault("memory", [])
-    for mode in ("eager", "xla"):
-        for model in ("deep_mlp", "vgg_cnn"):
+    for mode in modes:
+        for model in models:
             for method in METHODS:
                 p = profiling.measure(f"{__file__}:setup", method=method, model=model, steps=steps,
                                       jit=mode == "xla", eager=mode == "eager")
@@ -164,14 +167,15 @@ def run_memory(steps: int, out: dict) -> None:
         row["time_ratio_to_bp"] = row["seconds_per_step"] / bp["seconds_per_step"]
 
 
-def run_speed(out: dict) -> None:
+def run_speed(out: dict, epochs: int = 3) -> None:
     from lqbench import profiling
 
     rows = out.setdefault("speed", [])
+    out["speed_epochs"] = epochs
     for method in ("keras",) + METHODS:
-        p = profiling.measure(f"{__file__}:setup", method=method, model="mlp_512", epochs=3, jit=True,
+        p = profiling.measure(f"{__file__}:setup", method=method, model="mlp_512", epochs=epochs, jit=True,
                               weight_decay=1e-5, evaluate=True)
-        row = {"method": method, "seconds_per_epoch": p.result["fit_time_s"] / 3,
+        row = {"method": method, "seconds_per_epoch": p.result["fit_time_s"] / epochs,
                "test_accuracy": p.result["test_accuracy"], "train_loss": p.result["train_loss"],
                "authors_seconds_per_epoch": AUTHORS["seconds_per_epoch"].get(method),
                "authors_test_accuracy": AUTHORS["test_accuracy_3_epochs"].get(method)}
@@ -189,20 +193,25 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=("memory", "speed", "all"), default="all")
     parser.add_argument("--steps", type=int, default=5, help="training steps per memory run")
+    parser.add_argument("--modes", nargs="+", choices=("eager", "graph", "xla"), default=["eager", "graph", "xla"],
+                        help="execution modes of the memory part")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of each speed run")
+    parser.add_argument("--out", default=str(RESULTS), help="results file (JSON; updated part by part)")
     args = parser.parse_args(argv)
-    out = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results = pathlib.Path(args.out)
+    out = json.loads(results.read_text()) if results.exists() else {}
     out["machine"] = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}
     command = "python bench/training_cost.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.part in ("memory", "all"):
         out["memory"] = []
         out["memory_command"] = command
-        run_memory(args.steps, out)
+        run_memory(args.steps, out, modes=tuple(args.modes))
     if args.part in ("speed", "all"):
         out["speed"] = []
         out["speed_command"] = command
-        run_speed(out)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+        run_speed(out, epochs=args.epochs)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

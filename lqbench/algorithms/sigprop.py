@@ -28,6 +28,13 @@ with a linear nonlinearity, where it has no effect, and the error is the batch-m
 lqbench applies \\(\alpha\\) and uses the per-sample \\(e\\); ``normalize_error=True`` divides
 \\(e\\) by the batch size as the authors' code did (\\(\alpha\\) still applied).
 
+**Convolutional networks:** on VGG-small (digits, W1A1 and W32A32, alpha 1/0.1/0.01, Adam or
+SGD) SigpropTL stays at chance while it learns MLPs. The output update is the true gradient;
+the hidden convolutions' target-loop updates move the features faster than the readout can
+follow them (with ``alpha=0`` and SGD the readout learns on the fixed random features; with Adam
+even the float rounding differences between the two halves of the batch are scaled up to full
+steps). Keeping normalisation parameters fixed, as the authors' code does, does not help.
+
 Per-tap mean squared errors are reported as metrics ``sigprop_<k>``. The Sigprop target stream
 with a local similarity loss (Kohan et al.'s main variant) is not implemented.
 

@@ -1,0 +1,284 @@
+"""``BENCHMARKS.md`` from the JSON results of `bench/run_all.py` (no number is typed by hand).
+
+Every figure in the markdown is read from ``bench/results/*.json``; every comparison is a ratio
+of two numbers measured in the same run; every target of DEVELOPERS.md and the issues is checked
+here and reported as met or missed.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+
+PARTS = ("inference", "speed", "memory", "table1", "binary_mlp", "pipeline")
+TITLES = {
+    "inference": "Inference: LCE binary vs float on this host",
+    "speed": "Speed and accuracy against the seed authors' PyTorch code",
+    "memory": "Training cost: peak memory and time per step of each method",
+    "table1": "Accuracy on MNIST: paper 002 Table 1",
+    "binary_mlp": "Accuracy on MNIST: every algorithm and optimizer on a fully binary MLP",
+    "pipeline": "Input pipeline vs training throughput",
+}
+METHOD_NAMES = {"keras": "plain Keras `fit`", "bp": "BP", "dfa": "DFA", "drtp": "DRTP", "hsic": "HSIC",
+                "sigprop": "SigpropTL"}
+UNLOCKED = ("drtp", "hsic", "sigprop")
+# Larq Zoo documentation (2020, docs.larq.dev/zoo) and the LCE paper (Bannink et al., MLSys 2021):
+# single-thread ImageNet latencies on ARM, quoted with their sources in ../shared/specs/lce.md
+ARM_ANCHORS = [
+    ("QuickNetSmall", "59.4 %", "4.00 MB", "17.5 ms", "31.6 ms"),
+    ("QuickNet", "63.3 %", "", "27.4 ms", "51.7 ms"),
+    ("QuickNetLarge", "66.9 %", "", "45.5 ms", "84.3 ms"),
+    ("Bi-Real Net", "57.5 %", "", "41.7 ms", "85.4 ms"),
+]
+
+
+def _load(results: pathlib.Path, name: str):
+    path = results / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _f(value, digits=2, suffix=""):
+    return "n/a" if value is None else f"{value:.{digits}f}{suffix}"
+
+
+def _status(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
+def _header(part: str, state: dict) -> list[str]:
+    info = state.get("parts", {}).get(part)
+    lines = [f"## {TITLES[part]}", ""]
+    if info:
+        lines.append(f"`{info['command']}` — {info['seconds'] / 60:.1f} min, started {info['started']}"
+                     + ("" if info["returncode"] == 0 else f", **failed with exit {info['returncode']}** "
+                        f"(see `{info['log']}`; the numbers below, if any, are from an earlier run)"))
+        lines.append("")
+    return lines
+
+
+def render_inference(results, state) -> list[str]:
+    data = _load(results, "inference.json")
+    lines = _header("inference", state)
+    if not data:
+        return lines + ["No results.", ""]
+    target_latency = data["targets"]["latency_ratio_max"]
+    target_size = data["targets"]["size_ratio_min"]
+    lines += [f"**{data['host']}**: LCE's optimized ARM kernels do not exist on x86; these are x86 latencies, "
+              "not ARM latencies. Single-image median latency, binary and float models interleaved inference by "
+              f"inference; {data['models'][0]['input_shape']} inputs, untrained weights (latency and size do "
+              "not depend on the values). Binary kernel picked by `kernel=\"auto\"` (fastest of LCE's x86 "
+              "kernels on this model; `indirect` is single-threaded), float ops on XNNPACK.", "",
+              "| model | threads | binary ms (kernel) | float ms | latency ratio | binary KiB | float KiB | size ratio "
+              "| `LceBconv2d` | float fallbacks |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for m in data["models"]:
+        conv = m["conversion"]
+        for t in m["timings"]:
+            lines.append(
+                f"| {m['model']} | {t['threads']} | {t['binary']['median_ms']:.3f} ({t['binary']['kernel']}) "
+                f"| {t['float']['median_ms']:.3f} | {t['latency_ratio']:.2f} | {m['binary_bytes'] / 1024:.1f} "
+                f"| {m['float_bytes'] / 1024:.1f} | {m['size_ratio']:.1f}x | {conv['lce_bconv2d']} "
+                f"| {len(conv['fallbacks'])} |")
+    lines += ["", f"Targets (DEVELOPERS.md): binary latency at most {target_latency}x the float twin's on one thread, "
+              f"and at least {target_size:.0f}x smaller.", ""]
+    for m in data["models"]:
+        t = m["targets"]
+        arch = f" ({m['zoo_model']} with {m['architecture_args']})" if m.get("architecture_args") else ""
+        lines.append(f"- {m['model']}{arch}: latency ratio {t['latency_ratio_1_thread']:.2f} — "
+                     f"{_status(t['latency_target_met'])}; size {m['size_ratio']:.1f}x — {_status(t['size_target_met'])}.")
+    lines += ["",
+              "Why some models miss: the size ratio counts every float byte that stays float — the real-valued "
+              "first convolution, batch-norm parameters and, above all, a float classifier on a large flattened "
+              "feature map (`vgg_small`, `binarynet_cnn`; their `head=\"avg\"` / `dense_as_conv=True` variants "
+              "meet it). Models whose binary convolutions are a small share of the compute (`lenet`, and "
+              "`resnet20`, whose float shortcuts, adds and requantisation run for every block) are not faster than "
+              "XNNPACK's float kernels on x86: LCE's fast binary kernels are written for ARM.", "",
+              "Published ARM anchors (single thread, ImageNet 224x224; Larq Zoo documentation 2020, "
+              "https://docs.larq.dev/zoo/; LCE paper, Bannink et al., MLSys 2021, reports binary convolutions "
+              "8.5-18.5x faster than float on a Pixel 1):", "",
+              "| model | top-1 | size | Pixel 1 | Raspberry Pi 4B |", "|---|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in ARM_ANCHORS]
+    lines += ["", "Measure ARM latencies with `lqbench bench model.tflite --device adb --binary lce_benchmark_model` "
+              "(Android) or `--device ssh:pi@HOST` (Raspberry Pi), with LCE's `lce_benchmark_model`.", ""]
+    return lines
+
+
+def render_speed(results, state) -> list[str]:
+    data = _load(results, "training_cost.json")
+    lines = _header("speed", state)
+    if not data or not data.get("speed"):
+        return lines + ["No results.", ""]
+    epochs = data.get("speed_epochs", 3)
+    lines += [f"Binary MLP 784-512-512-10 (middle layer binary, no batch norm), Adam 1e-3, coupled weight decay "
+              f"1e-5, batch 128, {epochs} epoch(s) of MNIST (60k), XLA. The authors' numbers are their PyTorch code "
+              "(github.com/BenCrulis/binary_nn_extended) measured on this machine, 3 epochs (issue #9).", "",
+              "| method | lqbench s/epoch | authors s/epoch | time ratio | lqbench test acc. | authors test acc. |",
+              "|---|---|---|---|---|---|"]
+    for row in data["speed"]:
+        a_s, a_acc = row.get("authors_seconds_per_epoch"), row.get("authors_test_accuracy")
+        ratio = row["seconds_per_epoch"] / a_s if a_s else None
+        lines.append(f"| {METHOD_NAMES[row['method']]} | {row['seconds_per_epoch']:.2f} | {_f(a_s, 1)} "
+                     f"| {_f(ratio)} | {100 * row['test_accuracy']:.1f} % "
+                     f"| {'n/a' if a_acc is None else f'{100 * a_acc:.1f} %'} |")
+    slower = [METHOD_NAMES[r["method"]] for r in data["speed"]
+              if r.get("authors_seconds_per_epoch") and r["seconds_per_epoch"] > r["authors_seconds_per_epoch"]]
+    worse = [METHOD_NAMES[r["method"]] for r in data["speed"]
+             if r.get("authors_test_accuracy") and r["test_accuracy"] < r["authors_test_accuracy"]]
+    lines += ["", f"- No slower than the authors' code: {_status(not slower)}"
+              + (f" (slower: {', '.join(slower)})" if slower else "") + ".",
+              f"- No less accurate: {_status(not worse)}" + (f" (less accurate: {', '.join(worse)})" if worse else "")
+              + (f"; accuracy after {epochs} epoch(s), theirs after 3" if epochs != 3 else "") + "."]
+    overhead = data.get("bp_overhead")
+    if overhead:
+        lines += [f"- lqbench's `bp` `train_step` vs plain Keras + Larq `fit` on the same model: "
+                  f"{overhead['bp_seconds_per_epoch']:.2f} vs {overhead['keras_seconds_per_epoch']:.2f} s/epoch, "
+                  f"overhead {100 * overhead['overhead']:+.1f} % (target at most +5 %: "
+                  f"{_status(overhead['overhead'] <= 0.05)})."]
+    return lines + [""]
+
+
+def render_memory(results, state) -> list[str]:
+    data = _load(results, "training_cost.json")
+    lines = _header("memory", state)
+    if not data or not data.get("memory"):
+        return lines + ["No results.", ""]
+    rows = data["memory"]
+    lines += ["Peak training memory above the process's post-build baseline (CPU: process high-water mark "
+              "`VmHWM` of a fresh subprocess, `lqbench.profiling.measure`), batch 128 MNIST, "
+              f"{rows[0]['steps']} steps after a warm-up. `deep_mlp`: zoo `binarynet_mlp` 784-2048x3-10 W1A1 with BN; "
+              "`vgg_cnn`: binary conv 64-64-pool-128-128-pool-dense with BN. `eager`: `run_eagerly=True`; `graph`: "
+              "`tf.function` without XLA (`--no-xla`); `xla`: `jit_compile=True` (lqbench's default).", "",
+              "| model | mode | method | training MiB | memory / BP | s/step | time / BP |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['mode']} | {METHOD_NAMES[r['method']]} | {r['training_mib']:.0f} "
+                     f"| {_f(r.get('memory_ratio_to_bp'))} | {r['seconds_per_step']:.3f} | {_f(r.get('time_ratio_to_bp'))} |")
+    lines += ["", "Target (DEVELOPERS.md): the update-unlocked methods (DRTP, HSIC, SigpropTL) at most 0.5x BP's peak "
+              "training memory on the same model.", ""]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        for mode in dict.fromkeys(r["mode"] for r in rows):
+            sub = {r["method"]: r for r in rows if r["model"] == model and r["mode"] == mode}
+            ratios = {m: sub[m].get("memory_ratio_to_bp") for m in UNLOCKED if m in sub}
+            if not ratios:
+                continue
+            text = ", ".join(f"{METHOD_NAMES[m]} {_f(v)}" for m, v in ratios.items())
+            met = all(v is not None and v <= 0.5 for v in ratios.values())
+            lines.append(f"- {model}, {mode}: {text} — {_status(met)}.")
+    lines += ["",
+              "Why the target is missed where it is: segment-by-segment training keeps only one segment's "
+              "activations alive, so its peak is the largest segment's forward and backward, not the sum over the "
+              "network. (1) In a VGG-style CNN the full-resolution first segments hold most of all activations, so "
+              "the largest segment is already well over half of BP's total. (2) SigpropTL runs the clean and the "
+              "modulated input together (a batch of 2B, so that normalisation statistics are shared), doubling "
+              "every activation. (3) Under XLA the whole training step is one compiled program: the optimization "
+              "barriers order the segments, but XLA's buffer assignment keeps more of them alive than the graph "
+              "executor (`graph` rows, `--no-xla`) or the eager runtime do; when memory is the constraint, train "
+              "the update-unlocked methods with `--no-xla`. What would fix it: compiling each segment as its own "
+              "XLA program instead of one program per step, finer segments (rematerialisation inside a segment), "
+              "and running SigpropTL's two halves one after the other with shared normalisation statistics.", ""]
+    return lines
+
+
+def _accuracy_table(data, with_paper: bool) -> list[str]:
+    head = "| row | width | test error % (mean ± std) | seeds | train s/run |" + (" paper 002 |" if with_paper else "")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in data["rows"]:
+        std = "" if r["test_error_std"] is None else f" ± {r['test_error_std']:.2f}"
+        paper = f" {_f(r.get('paper_test_error'))} |" if with_paper else ""
+        lines.append(f"| {r['name']} | {r['width']} | {r['test_error_mean']:.2f}{std} | {r['seeds']} "
+                     f"| {r['train_seconds_mean']:.0f} |{paper}")
+    return lines
+
+
+def _budget(data) -> str:
+    steps = data["epochs_per_run"] * data["steps_per_epoch"]
+    images = steps * data["batch_size"]
+    return (f"Budget per run: {data['epochs_per_run']} recipe epochs x {data['steps_per_epoch']} steps of batch "
+            f"{data['batch_size']} = {steps} steps ({images / 54000:.2f} passes over the 54k training split); test error "
+            "on the official 10k test set at the end of training; seeds "
+            f"{', '.join(map(str, data['seeds']))}.")
+
+
+def render_table1(results, state) -> list[str]:
+    data = _load(results, "mnist_table1.json")
+    lines = _header("table1", state)
+    if not data:
+        return lines + ["No results.", ""]
+    lines += ["MLP 784-2048-2048-2048-10 with real weights: full precision (clipping activation), binary "
+              "activations with STE, and continuous binarization (recipe `cb`: pre-training, then one stage per "
+              "hidden activation). " + _budget(data) + " The paper trains for hundreds of epochs.", ""]
+    lines += _accuracy_table(data, with_paper=True)
+    rows = {r["row"]: r for r in data["rows"]}
+    if {"fp", "ste", "cb"} <= set(rows):
+        order = sorted(("fp", "ste", "cb"), key=lambda k: rows[k]["test_error_mean"])
+        lines += ["", f"Ordering here (best first): {', '.join(order)}; the paper's: cb, fp, ste. "
+                  f"Gap to the paper's error, in points: fp {rows['fp']['test_error_mean'] - 1.45:+.2f}, "
+                  f"ste {rows['ste']['test_error_mean'] - 1.54:+.2f}, cb {rows['cb']['test_error_mean'] - 1.27:+.2f}."]
+    return lines + [""]
+
+
+def render_binary_mlp(results, state) -> list[str]:
+    data = _load(results, "mnist_binary_mlp.json")
+    lines = _header("binary_mlp", state)
+    if not data:
+        return lines + ["No results.", ""]
+    w = data["rows"][0]["width"] if data["rows"] else "W"
+    lines += [f"MLP 784-{w}-{w}-{w}-10, hidden kernels binary (first/last layers real), sign activations, batch "
+              "norm. Algorithms (`lqbench.algorithms`) use Adam on the latent weights; optimizers replace it. "
+              + _budget(data) + " BNEW, ProxQuant and BMD hyperparameters are scaled to this budget "
+              "(`bench/mnist_optimizers.py`), not tuned.", ""]
+    return lines + _accuracy_table(data, with_paper=False) + [""]
+
+
+def render_pipeline(results, state) -> list[str]:
+    data = _load(results, "data_throughput.json")
+    lines = _header("pipeline", state)
+    if not data:
+        return lines + ["No results.", ""]
+    labels = {"mnist_train": "MNIST train pipeline (batch 128, shuffled)",
+              "mnist_train_augment": "MNIST train pipeline with augmentation",
+              "cifar_format_train_augment": "32x32x3 CIFAR-format pipeline with augmentation",
+              "bnn_train_constant_batch": "binary CNN training on one constant batch (pure compute)",
+              "bnn_train_with_augment_pipeline": "binary CNN training fed by the augmenting pipeline"}
+    lines += ["| what | images/s |", "|---|---|"]
+    lines += [f"| {labels.get(k, k)} | {v['images_per_s']:.0f} |" for k, v in data.items() if isinstance(v, dict)
+              and "images_per_s" in v]
+    pipe = data.get("cifar_format_train_augment", {}).get("images_per_s")
+    train = data.get("bnn_train_constant_batch", {}).get("images_per_s")
+    fed = data.get("bnn_train_with_augment_pipeline", {}).get("images_per_s")
+    if pipe and train and fed:
+        lines += ["", f"The augmenting pipeline delivers {pipe / train:.0f}x the images/s that training consumes; "
+                  f"training fed by it runs at {fed / train:.2f}x the constant-batch rate: the pipeline is "
+                  f"{'not ' if fed / train > 0.9 else ''}the bottleneck."]
+    return lines + [""]
+
+
+RENDERERS = {"inference": render_inference, "speed": render_speed, "memory": render_memory,
+             "table1": render_table1, "binary_mlp": render_binary_mlp, "pipeline": render_pipeline}
+
+
+def render(results: pathlib.Path, state: dict, quick: bool = False) -> str:
+    """The whole markdown document."""
+    m = state.get("machine", {})
+    parts = state.get("parts", {})
+    total = sum(p["seconds"] for p in parts.values())
+    lines = ["# lqbench benchmarks", "",
+             "Generated by `make bench` (`python bench/run_all.py"
+             + (" --quick`: small budgets, one seed" if quick else "`") + ") from the JSON files in "
+             f"`{results.name if quick else 'bench/results'}/`; nothing here is edited by hand. "
+             "Each part ran alone, one after the other.", ""]
+    if m:
+        lines += [f"**Machine:** {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB, {m.get('machine')}, "
+                  f"no GPU; {m.get('platform')}; Python {m.get('python')}, TensorFlow {m.get('tensorflow')}, "
+                  f"tf-keras {m.get('tf-keras')}, Larq {m.get('larq')}, LCE {m.get('larq-compute-engine')}, "
+                  f"NumPy {m.get('numpy')}.", ""]
+    if parts:
+        lines += [f"**Parts** ({state.get('mode', 'full')} run, {total / 60:.0f} min in total):", "",
+                  "| part | command | minutes | status |", "|---|---|---|---|"]
+        for name in PARTS:
+            if name in parts:
+                p = parts[name]
+                lines.append(f"| {name} | `{p['command']}` | {p['seconds'] / 60:.1f} "
+                             f"| {'ok' if p['returncode'] == 0 else 'failed (exit %d)' % p['returncode']} |")
+        lines.append("")
+    for name in PARTS:
+        lines += RENDERERS[name](results, state)
+    return "\n".join(lines).rstrip() + "\n"
