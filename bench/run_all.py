@@ -59,7 +59,7 @@ def part_commands(results: pathlib.Path, quick: bool) -> dict[str, list[str]]:
         "memory": ["bench/training_cost.py", "--part", "memory", "--steps", "3" if quick else "5",
                    "--modes", *(["xla"] if quick else ["eager", "graph", "xla"]), "--out", f"{r}/training_cost.json"],
         "table1": ["bench/mnist_optimizers.py", "--rows", TABLE1_ROWS, "--width", "2048", "--epochs", "4",
-                   "--steps-per-epoch", "10" if quick else "68", "--seeds", *seeds, "--out", f"{r}/mnist_table1.json"],
+                   "--steps-per-epoch", "10" if quick else "135", "--seeds", *seeds, "--out", f"{r}/mnist_table1.json"],
         "binary_mlp": ["bench/mnist_optimizers.py", "--rows", BINARY_ROWS, "--binary-width", "512", "--epochs", "4",
                        "--steps-per-epoch", "10" if quick else "135", "--seeds", *seeds,
                        "--out", f"{r}/mnist_binary_mlp.json"],
