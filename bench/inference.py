@@ -37,8 +37,10 @@ TARGET_SIZE_RATIO = 25.0  # binary at least 25x smaller
 VARIANTS = {
     "vgg_small_avg": ("vgg_small", {"head": "avg"}),
     "binarynet_cnn_conv_head": ("binarynet_cnn", {"dense_as_conv": True}),
+    "vgg19_conv_head": ("vgg19", {"dense_as_conv": True}),
 }
-DEFAULT_MODELS = ["vgg_small", "vgg_small_avg", "binarynet_cnn", "binarynet_cnn_conv_head", "resnet20", "lenet"]
+DEFAULT_MODELS = ["vgg_small", "vgg_small_avg", "binarynet_cnn", "binarynet_cnn_conv_head", "resnet20", "lenet",
+                  "vgg19", "vgg19_conv_head", "mobilenet_v2", "reactnet_a"]
 
 
 def measure(binary_path, float_path, threads: int, runs: int, warmup: int) -> dict:

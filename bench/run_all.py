@@ -10,6 +10,8 @@ Parts (``--parts``), in running order:
 - ``inference``: LCE binary vs float latency and size of the conv zoo (`bench/inference.py`);
 - ``speed``: the 784-512-512-10 binary MLP of the seed authors, every method, and plain Keras
   ``fit`` (`bench/training_cost.py --part speed`);
+- ``overhead``: lqbench's ``bp`` ``train_step`` vs plain Keras ``fit``, epochs alternating in one
+  process (`bench/training_cost.py --part overhead`);
 - ``memory``: peak training memory and time per step of every method on a deep binary MLP and
   a binary VGG-style CNN (`bench/training_cost.py --part memory`);
 - ``table1``: paper 002 Table 1 on MNIST (`bench/mnist_optimizers.py --rows fp,ste,cb`);
@@ -56,12 +58,14 @@ def part_commands(results: pathlib.Path, quick: bool) -> dict[str, list[str]]:
         "inference": ["bench/inference.py", "--runs", "30" if quick else "200", "--output", f"{r}/inference.json"],
         "speed": ["bench/training_cost.py", "--part", "speed", "--epochs", "1" if quick else "3",
                   "--out", f"{r}/training_cost.json"],
+        "overhead": ["bench/training_cost.py", "--part", "overhead", "--rounds", "3" if quick else "5",
+                     "--out", f"{r}/training_cost.json"],
         "memory": ["bench/training_cost.py", "--part", "memory", "--steps", "3" if quick else "5",
                    "--modes", *(["xla"] if quick else ["eager", "graph", "xla"]), "--out", f"{r}/training_cost.json"],
-        "table1": ["bench/mnist_optimizers.py", "--rows", TABLE1_ROWS, "--width", "2048", "--epochs", "4",
-                   "--steps-per-epoch", "10" if quick else "135", "--seeds", *seeds, "--out", f"{r}/mnist_table1.json"],
-        "binary_mlp": ["bench/mnist_optimizers.py", "--rows", BINARY_ROWS, "--binary-width", "512", "--epochs", "4",
-                       "--steps-per-epoch", "10" if quick else "135", "--seeds", *seeds,
+        "table1": ["bench/mnist_optimizers.py", "--rows", TABLE1_ROWS, "--width", "2048",
+                   "--epochs", "4" if quick else "12", "--steps-per-epoch", "10" if quick else "135", "--seeds", *seeds, "--out", f"{r}/mnist_table1.json"],
+        "binary_mlp": ["bench/mnist_optimizers.py", "--rows", BINARY_ROWS, "--binary-width", "512",
+                       "--epochs", "4" if quick else "12", "--steps-per-epoch", "10" if quick else "135", "--seeds", *seeds,
                        "--out", f"{r}/mnist_binary_mlp.json"],
         "pipeline": ["bench/data_throughput.py", "--cifar-images", "2000" if quick else "10000",
                      "--train-steps", "15" if quick else "60", "--json", f"{r}/data_throughput.json"],
@@ -122,7 +126,7 @@ def main(argv=None) -> int:
         state["mode"] = "quick" if args.quick else "full"
         state["data_dir"] = os.environ["LQBENCH_DATA_DIR"]
         commands = part_commands(results, args.quick)
-        if "memory" in args.parts or "speed" in args.parts:
+        if {"memory", "speed", "overhead"} <= set(args.parts):
             (results / "training_cost.json").unlink(missing_ok=True)  # no stale keys from older runs
         for name in render.PARTS:
             if name in args.parts:
