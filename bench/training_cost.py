@@ -190,8 +190,9 @@ def run_speed(out: dict, epochs: int = 3) -> None:
     rows = out.setdefault("speed", [])
     out["speed_epochs"] = epochs
     for method in ("keras",) + METHODS:
-        p = profiling.measure(f"{__file__}:setup", method=method, model="mlp_512", epochs=epochs, jit=True,
-                              weight_decay=1e-5, evaluate=True)
+        # normal allocator: the memory part's settings (mmap above 64 KiB) slow training down
+        p = profiling.measure(f"{__file__}:setup", allocator_env=False, method=method, model="mlp_512",
+                              epochs=epochs, jit=True, weight_decay=1e-5, evaluate=True)
         epoch_seconds = sorted(p.result["epoch_seconds"])
         row = {"method": method, "seconds_per_epoch": epoch_seconds[len(epoch_seconds) // 2],
                "min_seconds_per_epoch": epoch_seconds[0], "epoch_seconds": p.result["epoch_seconds"],

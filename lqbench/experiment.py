@@ -121,17 +121,33 @@ def run(
     save_model: bool = True,
     strategy: tf.distribute.Strategy | None = None,
 ) -> RunResult:
-    """Train and evaluate ``spec`` with ``seed`` (default: its first seed); see module doc."""
-    from lqbench import data
+    """Train and evaluate ``spec`` with ``seed`` (default: its first seed); see module doc.
 
+    Under a multi-worker strategy only the chief writes to ``output_dir``; the other workers
+    write to a scratch folder that is deleted when the run ends (their result's ``model_path``
+    and ``log_dir`` are then ``None``).
+    """
     from lqbench import distribute
 
-    seed = spec.seeds[0] if seed is None else seed
     strategy = strategy or tf.distribute.get_strategy()
-    if not distribute.is_chief(strategy):  # only the chief writes results; workers write to scratch
-        import tempfile
+    if distribute.is_chief(strategy):
+        return _run(spec, seed, output_dir, verbose, extra_callbacks, save_model, strategy)
+    import shutil
+    import tempfile
 
-        output_dir = tempfile.mkdtemp(prefix="lqbench-worker-")
+    scratch = tempfile.mkdtemp(prefix="lqbench-worker-")
+    try:
+        result = _run(spec, seed, scratch, verbose, extra_callbacks, save_model, strategy)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result.model_path = result.log_dir = None
+    return result
+
+
+def _run(spec, seed, output_dir, verbose, extra_callbacks, save_model, strategy) -> RunResult:
+    from lqbench import data, distribute
+
+    seed = spec.seeds[0] if seed is None else seed
     directory = run_dir(spec, seed, output_dir)
     directory.mkdir(parents=True, exist_ok=True)
     spec.save(directory / "spec.toml")

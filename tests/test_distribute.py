@@ -100,9 +100,12 @@ def test_lqbench_train_multiworker_runs_every_recipe_and_only_the_chief_writes(o
     if optimizer == "cb":
         command += ["--no-binary-weights"]
     workers = []
+    scratch = tmp_path / "tmp"  # the workers' temp dir: the non-chief's scratch folder must not stay
+    scratch.mkdir()
     for index in range(2):
         config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
-        workers.append(subprocess.Popen(command, env={**os.environ, "TF_CONFIG": json.dumps(config)},
+        workers.append(subprocess.Popen(command, env={**os.environ, "TF_CONFIG": json.dumps(config),
+                                                      "TMPDIR": str(scratch)},
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     try:
         outputs = [w.communicate(timeout=TIMEOUT_S)[0].decode() for w in workers]
@@ -118,3 +121,4 @@ def test_lqbench_train_multiworker_runs_every_recipe_and_only_the_chief_writes(o
     assert len(results) == 1
     result = json.loads(results[0].read_text())
     assert result["status"] == "ok" and result["test_accuracy"] > 0.1
+    assert not list(scratch.glob("lqbench-worker-*"))

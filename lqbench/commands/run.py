@@ -81,6 +81,13 @@ def run(args: argparse.Namespace) -> int:
     extra = {"strategy": strategy} if strategy is not None else {}
     outcome = sweep.sweep(specs, output / "runs", log=lambda line: print(line, flush=True),
                           extra_callbacks=(_epoch_progress(),), **extra)
+    import tensorflow as tf
+
+    from lqbench.distribute import is_chief
+
+    if not is_chief(strategy or tf.distribute.get_strategy()):  # the chief reports and deploys
+        print("lqbench run: worker done; the chief writes the report and deploys")
+        return 1 if outcome.failed else 0
 
     rendered = report.write_report(output / "runs", output)
     print()
