@@ -20,7 +20,7 @@ run: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q tests $(ARGS)
 
-## every benchmark, then BENCHMARKS.md (about 1 hour; ARGS=--quick: under 15 minutes; not part of CI)
+## every benchmark, then BENCHMARKS.md (51 min here; ARGS=--quick: 11 min; not part of CI)
 bench: $(BIN)/.installed
 	$(BIN)/python bench/run_all.py $(ARGS)
 
