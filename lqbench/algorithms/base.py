@@ -206,12 +206,14 @@ class Algorithm(tf.keras.Model):
             )
         return mode
 
-    def _train_segments(self, inputs, segment_loss, segments=None, initial=None):
+    def _train_segments(self, inputs, segment_loss, segments=None, initial=None, labels=None, sample_weight=None):
         """Train segment by segment: one tape per segment, ``segment_loss(segment, env)``.
 
-        ``initial`` is an optional list of ``(gradient, variable)`` computed before the
-        segments (SigpropTL's output layer), applied first. Returns the environment of computed
-        tensors (``env[graph.output_key]`` holds the logits when the output segment ran).
+        The output segment, when among ``segments``, trains on the compiled loss of the logits
+        against ``labels`` (``segment_loss`` is only called for tap segments). ``initial`` is an
+        optional list of ``(gradient, variable)`` computed before the segments (SigpropTL's
+        output layer), applied first. Returns the environment of computed tensors
+        (``env[graph.output_key]`` holds the logits when the output segment ran).
         """
         graph = self.graph
         segments = graph.segments if segments is None else segments
@@ -252,7 +254,10 @@ class Algorithm(tf.keras.Model):
         for segment in segments:
             with tf.GradientTape() as tape:
                 graph.run_ops(segment.ops, env, True, barrier)
-                loss = segment_loss(segment, env)
+                if segment.is_output:
+                    loss = self._output_loss(labels, env[graph.output_key], sample_weight)
+                else:
+                    loss = segment_loss(segment, env)
             if loss is None or not segment.variables:
                 continue
             grads = tape.gradient(loss, segment.variables)

@@ -79,15 +79,11 @@ class DRTP(Algorithm):
         if self.hparams["target"] == "centred":
             target = target - 1.0 / self.num_classes
         per_position = self.hparams["feedback"] == "position"
-        outputs = {}
 
         def segment_loss(segment, env):
-            if segment.is_output:
-                outputs["logits"] = env[self.graph.output_key]
-                return self._output_loss(y, outputs["logits"], sample_weight)
             tap = segment.tap
             signal = tap_signal(tf.matmul(target, self._feedback_of[str(tap.index)]), tap, per_position)
             return tf.reduce_sum(tf.stop_gradient(signal) * tap.view(env[tap.key]))
 
-        self._train_segments(x, segment_loss)
-        return outputs["logits"]
+        env = self._train_segments(x, segment_loss, labels=y, sample_weight=sample_weight)
+        return env[self.graph.output_key]

@@ -112,16 +112,12 @@ class HSIC(Algorithm):
         k_y = self._kernel(labels) if self.hparams["kernel"] == "gaussian" else cosine_kernel(labels)
         k_x = self._kernel(tf.nest.flatten(x)[0]) if self.hparams["objective"] == "nhsic" else None
         scale = 1.0 / self._num_replicas()
-        outputs = {}
 
         def segment_loss(segment, env):
-            if segment.is_output:
-                outputs["logits"] = env[self.graph.output_key]
-                return self._output_loss(y, outputs["logits"], sample_weight)
             tap = segment.tap
             loss = self.local_loss(tap.view(env[tap.key]), k_y, k_x)
             self.tap_trackers[str(tap.index)].update_state(loss)
             return loss * scale
 
-        self._train_segments(x, segment_loss)
-        return outputs["logits"]
+        env = self._train_segments(x, segment_loss, labels=y, sample_weight=sample_weight)
+        return env[self.graph.output_key]
