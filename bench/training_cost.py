@@ -26,7 +26,6 @@ Usage (run alone, it takes ~20 minutes on 2 CPU cores)::
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import pathlib
@@ -49,23 +48,15 @@ def _mnist_dir() -> pathlib.Path:
     return pathlib.Path(root) / "mnist"
 
 
-def _read_idx(path):
-    import numpy as np
-
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
 def load_mnist(split: str):
+    """The official MNIST split (``train``: all 60k images, ``test``) as float32 in [0, 1]."""
     import numpy as np
 
-    prefix = "train" if split == "train" else "t10k"
-    x = _read_idx(_mnist_dir() / f"{prefix}-images-idx3-ubyte.gz").astype(np.float32) / 255.0
-    y = _read_idx(_mnist_dir() / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
-    return x[..., None], y
+    from lqbench.data.formats import read_idx_pair
+
+    prefix, count = ("train", 60000) if split == "train" else ("t10k", 10000)
+    x, y = read_idx_pair(_mnist_dir(), prefix, count, hint="set LQBENCH_DATA_DIR to the folder holding mnist/")
+    return x.astype(np.float32) / 255.0, y.astype(np.int64)
 
 
 def build_model(name: str):

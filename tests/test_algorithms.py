@@ -1,5 +1,4 @@
 """Tests of `lqbench.algorithms`: every method's update against numpy, every zoo model, MNIST."""
-import gzip
 import itertools
 
 import lqbench  # noqa: F401  (selects tf-keras before TensorFlow)
@@ -488,20 +487,14 @@ def test_methods_run_under_xla():
 
 
 # ----------------------------------------------------------------------------- MNIST
-def _read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
 def _mnist(mnist_dir, n_train, n_test):
-    xtr = _read_idx(mnist_dir / "train-images-idx3-ubyte.gz")[:n_train].reshape(n_train, -1) / 255.0
-    ytr = _read_idx(mnist_dir / "train-labels-idx1-ubyte.gz")[:n_train].astype(np.int64)
-    xte = _read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz")[:n_test].reshape(n_test, -1) / 255.0
-    yte = _read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")[:n_test].astype(np.int64)
-    return xtr.astype(np.float32), ytr, xte.astype(np.float32), yte
+    from lqbench.data.formats import read_idx_pair
+
+    xtr, ytr = read_idx_pair(mnist_dir, "train", 60000, hint="see ../shared/data/README.md")
+    xte, yte = read_idx_pair(mnist_dir, "t10k", 10000, hint="see ../shared/data/README.md")
+    xtr = xtr[:n_train].reshape(n_train, -1) / 255.0
+    xte = xte[:n_test].reshape(n_test, -1) / 255.0
+    return xtr.astype(np.float32), ytr[:n_train].astype(np.int64), xte.astype(np.float32), yte[:n_test].astype(np.int64)
 
 
 def _binary_mlp(units=256):
