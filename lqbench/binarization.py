@@ -30,7 +30,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from lqbench import estimators
+from lqbench._lazy import lazy_module
+
+estimators = lazy_module("lqbench.estimators")
+lq = lazy_module("larq")
 
 ROLES = ("first", "hidden", "last")
 
@@ -122,8 +125,6 @@ class Binarization:
         return estimators.get(self.weight_estimator, **self.weight_estimator_kwargs)
 
     def kernel_constraint(self, role: str):
-        import larq as lq
-
         if not (self.binary_weights(role) and self.clip_weights):
             return None
         return lq.constraints.WeightClip(1.0)

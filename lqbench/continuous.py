@@ -21,8 +21,8 @@ true gradients throughout (no straight-through estimator):
 3. at the end every hidden activation is SBAF: the network has binary activations
    \\(\{0, \alpha_l\}\\) (an affine image of \\(\{-1, +1\}\\)) and real-valued weights.
 
-The recipe is `lqbench.recipes.fit(model, data, optimizer="cb", ...)` (alias
-``"continuous"``), run by `fit_staged`. The model must contain `PCF` layers: build it with
+The training schedule is the method `lqbench.methods.cb.ContinuousBinarization` (``method = "cb"``).
+The model must contain `PCF` layers: build it with
 `mlp` / `cnn` (the paper's MNIST MLP and BinaryNet-style CNNs), or convert a float model
 (e.g. a zoo model built with ``Binarization.full_precision()``) with `from_float`, which
 replaces its hidden ReLU/tanh/hard-tanh activations by PCFs.
@@ -30,31 +30,26 @@ replaces its hidden ReLU/tanh/hard-tanh activations by PCFs.
 !!! example
     ```python
     model = lqbench.continuous.mlp((28, 28, 1), 10)
-    history = lqbench.recipes.fit(model, train, epochs=10, optimizer="cb", validation_data=test,
-                                  hparams={"slope_regularizer": "l2", "slope_lambdas": (1.0, 1.0, 1.0)})
+    method = lqbench.methods.get("cb", slope_regularizer="l2", slope_lambdas=[1.0, 1.0, 1.0])
+    history = lqbench.methods.fit(model, train, method=method, epochs=10, validation_data=test)
     assert all(layer.is_binary for layer in lqbench.continuous.pcf_layers(model))
     ```
+
+# References
+- [Sakr et al., True Gradient-Based Training of Deep Binary Activated Neural Networks via
+  Continuous Binarization (ICASSP 2018)](https://arxiv.org/abs/1802.03946) (paper 002;
+  no public reference code: pinned to its equations and Algorithm 1).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import larq as lq
 import tensorflow as tf
 
-__all__ = ["HPARAMS", "PCF", "cnn", "fit_staged", "following_kind", "from_float", "mlp", "pcf_layers",
-           "set_binary"]
+__all__ = ["PCF", "REGULARIZERS", "cnn", "following_kind", "from_float", "mlp", "pcf_layers", "set_binary"]
 
 REGULARIZERS = ("l1", "l2")
-#: Hyperparameters of the ``cb`` recipe and their defaults.
-HPARAMS: dict[str, Any] = {
-    "pretrain_fraction": 0.4,  # share of the epochs for pre-training (PCF with m = 0.5, alpha = 2 fixed)
-    "first_stage_weight": 2.0,  # stage 1 gets this many times the epochs of later stages (MNIST: 200 vs 100)
-    "slope_regularizer": "l2",
-    "slope_lambdas": (0.001, 0.01, 0.1),  # lambda when the activation feeds an FC / conv / pooling layer
-    "initial_slope": 0.5,
-    "initial_scale": 2.0,
-}
 
 
 @lq.utils.register_keras_custom_object
@@ -143,11 +138,24 @@ _DENSE = (tf.keras.layers.Dense, lq.layers.QuantDense)
 
 
 def following_kind(model, layer) -> str:
-    """``"fc"``, ``"conv"`` or ``"pool"``: the first weight/pooling layer after ``layer``."""
+    """``"fc"``, ``"conv"`` or ``"pool"``: the kind of layer activation ``layer`` precedes (paper 002's
+    \\(\\lambda_1 < \\lambda_2 < \\lambda_3\\)).
+
+    The first weight or pooling layer after ``layer`` decides; a block ordered
+    conv -> pool -> BN -> activation (the zoo's BinaryNet/VGG order, where the activation sits
+    *after* its block's pooling) counts as "pool" too: in the paper's order the same activation
+    precedes that pooling layer.
+    """
     inner = getattr(model, "model", None)
     model = inner if isinstance(inner, tf.keras.Model) else model
     layers = model.layers
-    for nxt in layers[layers.index(layer) + 1:]:
+    index = layers.index(layer)
+    for previous in reversed(layers[:index]):
+        if isinstance(previous, (*_CONV, *_DENSE)):
+            break
+        if isinstance(previous, _POOLING):
+            return "pool"
+    for nxt in layers[index + 1:]:
         if isinstance(nxt, _POOLING):
             return "pool"
         if isinstance(nxt, _CONV):
@@ -155,85 +163,6 @@ def following_kind(model, layer) -> str:
         if isinstance(nxt, _DENSE):
             return "fc"
     return "fc"
-
-
-def _check_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(hparams) - set(HPARAMS)
-    if unknown:
-        raise ValueError(f"recipe 'cb': unknown hyperparameter(s) {', '.join(sorted(unknown))}; "
-                         f"allowed: {', '.join(sorted(HPARAMS))}")
-    h = {**HPARAMS, **hparams}
-    if not 0 <= h["pretrain_fraction"] < 1:
-        raise ValueError(f"recipe 'cb': pretrain_fraction={h['pretrain_fraction']!r} must be in [0, 1)")
-    if not h["first_stage_weight"] > 0:
-        raise ValueError(f"recipe 'cb': first_stage_weight={h['first_stage_weight']!r} must be > 0")
-    if h["slope_regularizer"] not in REGULARIZERS:
-        raise ValueError(f"recipe 'cb': slope_regularizer={h['slope_regularizer']!r}; allowed: {', '.join(REGULARIZERS)}")
-    lambdas = h["slope_lambdas"]
-    if not (isinstance(lambdas, (list, tuple)) and len(lambdas) == 3 and all(v >= 0 for v in lambdas)):
-        raise ValueError(f"recipe 'cb': slope_lambdas={lambdas!r} must be 3 numbers >= 0 (fc, conv, pool)")
-    return h
-
-
-def stage_epochs(epochs: int, stages: int, pretrain_fraction: float, first_stage_weight: float) -> list[int]:
-    """Epochs of [pre-training, stage 1, ..., stage L]; every stage gets at least one epoch."""
-    from lqbench.optimizers import split_epochs
-
-    if epochs < stages:
-        raise ValueError(f"recipe 'cb': epochs={epochs} is fewer than the {stages} stages (one per hidden activation)")
-    weights = [first_stage_weight] + [1.0] * (stages - 1)
-    total_w = sum(weights)
-    fractions = [pretrain_fraction] + [(1 - pretrain_fraction) * w / total_w for w in weights]
-    counts = split_epochs(epochs, fractions)
-    for i in range(1, len(counts)):  # each stage needs an epoch; take them from pre-training, then the largest
-        while counts[i] == 0:
-            donor = 0 if counts[0] > 0 else max(range(1, len(counts)), key=lambda j: counts[j])
-            counts[donor] -= 1
-            counts[i] += 1
-    return counts
-
-
-def fit_staged(run, epochs: int, **hparams) -> None:
-    """Run continuous binarization inside `lqbench.recipes.fit` (``run`` is its phase runner)."""
-    h = _check_hparams(hparams)
-    trainer = run.trainer
-    inner = getattr(trainer, "model", None)
-    model = inner if isinstance(inner, tf.keras.Model) else trainer
-    pcfs = pcf_layers(model)
-    if not pcfs:
-        raise ValueError("recipe 'cb' needs PCF activations: build the model with lqbench.continuous.mlp/cnn "
-                         "or convert it with lqbench.continuous.from_float")
-    counts = stage_epochs(epochs, len(pcfs), h["pretrain_fraction"], h["first_stage_weight"])
-    original_trainable = {id(layer): layer.trainable for layer in model.layers}
-    lambdas = dict(zip(("fc", "conv", "pool"), h["slope_lambdas"]))
-    for layer in pcfs:
-        layer.slope_regularizer = h["slope_regularizer"]
-    from lqbench.optimizers import build
-
-    # Pre-training: PCF with fixed m, alpha (clipping activation), every weight trained.
-    for layer in pcfs:
-        layer.binary.assign(0.0)
-        layer.slope_lambda.assign(0.0)
-        layer.trainable = False
-    run.phase("pretrain", counts[0], build("adam", run.lr(counts[0]), run.weight_decay))
-    index = {id(layer): i for i, layer in enumerate(model.layers)}
-    for stage, layer in enumerate(pcfs):
-        n = counts[stage + 1]
-        for i, other in enumerate(pcfs):
-            other.binary.assign(1.0 if i < stage else 0.0)
-            other.slope_lambda.assign(lambdas[following_kind(model, other)] if i == stage else 0.0)
-            other.trainable = i == stage
-        boundary = index[id(pcfs[stage - 1])] if stage > 0 else -1
-        for other in model.layers:
-            if isinstance(other, PCF):
-                continue
-            other.trainable = index[id(other)] > boundary and original_trainable[id(other)]
-        run.phase(f"stage{stage + 1}", n, build("adam", run.lr(n), run.weight_decay))
-    set_binary(model, True)
-    for layer in pcfs:
-        layer.slope_lambda.assign(0.0)
-    for layer in model.layers:
-        layer.trainable = original_trainable[id(layer)]
 
 
 # --------------------------------------------------------------------------------------
@@ -244,7 +173,7 @@ def _activation(kind: str, slope: float, scale: float, name: str):
         return PCF(slope, scale, name=name)
     if kind == "relu":
         return tf.keras.layers.Activation("relu", name=name)
-    raise ValueError(f"unknown activation kind {kind!r}; allowed: pcf, relu, ste")
+    raise ValueError(f"unknown activation kind {kind!r}; allowed: pcf, relu")
 
 
 def mlp(input_shape=(28, 28, 1), num_classes: int = 10, hidden: Sequence[int] = (2048, 2048, 2048),

@@ -7,9 +7,11 @@ search, sweep and benchmark:
 2. build the zoo model with the spec's `Binarization` (`lqbench.models`), or its full
    precision version when ``post_training_binarization`` is set (paper 003's naive
    baseline: train in float, binarize afterwards);
-3. wrap it in the training algorithm (`lqbench.algorithms`: BP, DFA, DRTP, HSIC, SigpropTL);
-4. fit it with the optimizer or multi-phase recipe (`lqbench.recipes.fit`) under XLA where
-   the algorithm and optimizer support it;
+3. let the binarizing method transform it (`lqbench.methods`: continuous binarization turns
+   activations into PCFs) and wrap it in the training algorithm (`lqbench.algorithms`: BP,
+   DFA, DRTP, HSIC, SigpropTL), or in a `lqbench.distillation.Distiller` with the spec's teacher;
+4. fit it with the method's phases (`lqbench.methods.fit`) under XLA where the algorithm and
+   method support it;
 5. evaluate the final model and the best-on-validation weights on the test split;
 6. save the trained model (``model.keras``, reloads with `load_model`), TensorBoard logs,
    the spec and a `RunResult` (``result.json``, written atomically).
@@ -25,13 +27,17 @@ import dataclasses
 import math
 import os
 import pathlib
+import shutil
+import tempfile
 import time
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from lqbench import storage
+import lqbench.models as models
+from lqbench import algorithms, continuous, data, distillation, distribute, estimators, methods, storage  # noqa: F401
+from lqbench.binarization import Binarization
 from lqbench.callbacks import BestWeights
 from lqbench.profiling import MemoryMonitor
 from lqbench.spec import ExperimentSpec
@@ -95,9 +101,6 @@ def load_model(path: str | os.PathLike) -> tf.keras.Model:
     The zoo's layers, lqbench's estimators and the continuous-binarization layers are
     registered first so that every saved lqbench model deserialises.
     """
-    import lqbench.models  # noqa: F401  (registers the zoo's custom layers)
-    from lqbench import continuous, estimators  # noqa: F401  (register their custom objects)
-
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no model at {path}")
@@ -127,14 +130,9 @@ def run(
     write to a scratch folder that is deleted when the run ends (their result's ``model_path``
     and ``log_dir`` are then ``None``).
     """
-    from lqbench import distribute
-
     strategy = strategy or tf.distribute.get_strategy()
     if distribute.is_chief(strategy):
         return _run(spec, seed, output_dir, verbose, extra_callbacks, save_model, strategy)
-    import shutil
-    import tempfile
-
     scratch = tempfile.mkdtemp(prefix="lqbench-worker-")
     try:
         result = _run(spec, seed, scratch, verbose, extra_callbacks, save_model, strategy)
@@ -144,64 +142,37 @@ def run(
     return result
 
 
+@dataclasses.dataclass
+class _Data:
+    """The loaded splits of one run and what the model needs to know about them."""
+
+    train: Any
+    val: Any
+    test: Any
+    input_shape: tuple
+    num_classes: int
+    steps_per_epoch: int
+
+
 def _run(spec, seed, output_dir, verbose, extra_callbacks, save_model, strategy) -> RunResult:
-    from lqbench import data, distribute
-
+    """Named steps: start, load data, build, train, evaluate, save."""
     seed = spec.seeds[0] if seed is None else seed
-    directory = run_dir(spec, seed, output_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    spec.save(directory / "spec.toml")
-    result = RunResult(name=spec.name, spec_key=spec.key(), seed=seed, status="failed", spec=spec.to_dict())
-
-    tf.keras.utils.set_random_seed(seed)
-    info = data.info(spec.dataset, data_dir=spec.data_dir)
-    input_shape = tuple(spec.image_size) + (info.input_shape[-1],) if spec.image_size else info.input_shape
-    load = dict(batch_size=spec.batch_size, data_dir=spec.data_dir, seed=seed, image_size=spec.image_size)
-    train_data = data.load(spec.dataset, "train", augment=spec.augment, **load)
-    val_data = data.load(spec.dataset, "val", **load)
-    test_data = data.load(spec.dataset, "test", **load)
-    steps_per_epoch = math.ceil(info.sizes["train"] / spec.batch_size)
-
+    directory, result = _start(spec, seed, output_dir)
+    method = methods.get(spec.method, **spec.method_args)
+    loaded = _load_data(spec, seed)
     with strategy.scope():
-        model, trainer = _build(spec, seed, input_shape, info.num_classes)
+        model, trainer = _build(spec, seed, loaded.input_shape, loaded.num_classes, method)
     result.params = int(model.count_params())
-    from lqbench import models
-
-    result.footprint_bits = int(models.memory_footprint_bits(_deployed_model(spec, model, input_shape, info.num_classes)))
-
+    result.footprint_bits = int(models.memory_footprint_bits(
+        _deployed_model(spec, model, loaded.input_shape, loaded.num_classes)))
     timer = _EpochTimer()
     best = BestWeights(monitor="val_accuracy", mode="max", restore=False)
-    callbacks = [timer, _StopOnNonFinite(), tf.keras.callbacks.TensorBoard(str(directory / "logs"))]
-    if _single_phase(spec):
-        callbacks += [best, tf.keras.callbacks.BackupAndRestore(str(directory / "backup"))]
-    callbacks += list(extra_callbacks)
-    from lqbench import estimators, optimizers, recipes
-
-    if not spec.post_training_binarization:
-        callbacks += estimators.callbacks_for(spec.binarization.estimator_names(), spec.epochs)
-    jit = bool(spec.jit_compile and getattr(trainer, "supports_xla", True) and optimizers.supports_xla(spec.optimizer)
-               and distribute.supports_xla(strategy))
-    result.jit_compile = jit
-
-    memory = MemoryMonitor()
+    callbacks = _callbacks(spec, method, directory, timer, best, extra_callbacks)
+    result.jit_compile = bool(spec.jit_compile and getattr(trainer, "supports_xla", True) and method.supports_xla
+                              and distribute.supports_xla(strategy))
     start = time.perf_counter()
     try:
-        with memory, strategy.scope():
-            history = recipes.fit(
-                trainer,
-                train_data,
-                epochs=spec.epochs,
-                optimizer=spec.optimizer,
-                validation_data=val_data,
-                learning_rate=spec.learning_rate,
-                weight_decay=spec.weight_decay,
-                schedule=spec.schedule,
-                steps_per_epoch=steps_per_epoch,
-                callbacks=callbacks,
-                jit_compile=jit,
-                verbose=verbose,
-                hparams=dict(spec.optimizer_args),
-            )
+        history, memory = _train(spec, method, trainer, loaded, callbacks, result.jit_compile, verbose, strategy)
     except TrainingDiverged as error:
         result.error = str(error)
         result.history = _history(timer.history)
@@ -213,23 +184,90 @@ def _run(spec, seed, output_dir, verbose, extra_callbacks, save_model, strategy)
     result.history = _history(history.history)
     result.epochs_run = len(timer.epoch_times)
     result.time_per_epoch_s = float(np.median(timer.epoch_times)) if timer.epoch_times else None
+    model = _evaluate(spec, model, trainer, loaded, best, result)
+    _save(model, directory, result, save_model)
+    return result
 
+
+def _start(spec: ExperimentSpec, seed: int, output_dir) -> tuple[pathlib.Path, RunResult]:
+    """The run folder with the spec in it, a failed-until-finished `RunResult`, the seed set."""
+    directory = run_dir(spec, seed, output_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    spec.save(directory / "spec.toml")
+    tf.keras.utils.set_random_seed(seed)
+    return directory, RunResult(name=spec.name, spec_key=spec.key(), seed=seed, status="failed", spec=spec.to_dict())
+
+
+def image_size(spec: ExperimentSpec, info) -> list[int] | None:
+    """The image size a run uses: the spec's, else the model's smallest when the dataset's images are
+    smaller (e.g. ``lenet`` on the 8x8 ``digits`` runs at 16x16), else the dataset's own (``None``)."""
+    if spec.image_size:
+        return list(spec.image_size)
+    minimum = models.registry.entry(spec.model).min_input_size
+    shape = info.input_shape
+    if len(shape) == 3 and min(shape[0], shape[1]) < minimum:
+        return [max(shape[0], minimum), max(shape[1], minimum)]
+    return None
+
+
+def _load_data(spec: ExperimentSpec, seed: int) -> _Data:
+    info = data.info(spec.dataset, data_dir=spec.data_dir)
+    size = image_size(spec, info)
+    input_shape = tuple(size) + (info.input_shape[-1],) if size else info.input_shape
+    load = dict(batch_size=spec.batch_size, data_dir=spec.data_dir, seed=seed, image_size=size)
+    return _Data(
+        train=data.load(spec.dataset, "train", augment=spec.augment, **load),
+        val=data.load(spec.dataset, "val", **load),
+        test=data.load(spec.dataset, "test", **load),
+        input_shape=input_shape,
+        num_classes=info.num_classes,
+        steps_per_epoch=math.ceil(info.sizes["train"] / spec.batch_size),
+    )
+
+
+def _callbacks(spec, method, directory, timer, best, extra_callbacks) -> list:
+    callbacks = [timer, _StopOnNonFinite(), tf.keras.callbacks.TensorBoard(str(directory / "logs"))]
+    if not method.multi_phase:
+        # Selection on validation and epoch-level resume apply to single-phase methods only: a
+        # multi-phase method's last phase sign-projects and freezes kernels earlier epochs lack.
+        callbacks += [best, tf.keras.callbacks.BackupAndRestore(str(directory / "backup"))]
+    return callbacks + list(extra_callbacks)
+
+
+def _train(spec, method, trainer, loaded: _Data, callbacks, jit: bool, verbose, strategy):
+    """`lqbench.methods.fit` under the memory monitor; (history, monitor)."""
+    memory = MemoryMonitor()
+    with memory, strategy.scope():
+        history = methods.fit(
+            trainer, loaded.train, method=method, epochs=spec.epochs, validation_data=loaded.val,
+            learning_rate=spec.learning_rate, weight_decay=spec.weight_decay, schedule=spec.schedule,
+            steps_per_epoch=loaded.steps_per_epoch, callbacks=callbacks, jit_compile=jit, verbose=verbose,
+        )
+    return history, memory
+
+
+def _evaluate(spec, model, trainer, loaded: _Data, best: BestWeights, result: RunResult):
+    """Test accuracy of the final weights and of the best validation epoch's; returns the deployed model."""
     if spec.post_training_binarization:
-        model = _binarize_post_training(spec, model, input_shape, info.num_classes)
+        model = _binarize_post_training(spec, model, loaded.input_shape, loaded.num_classes)
         trainer = model
         best.best_weights = None  # the float weights are not the deployed model's
     trainer.compile(loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    result.test_accuracy = float(trainer.evaluate(test_data, verbose=0, return_dict=True)["accuracy"])
+    result.test_accuracy = float(trainer.evaluate(loaded.test, verbose=0, return_dict=True)["accuracy"])
     if best.best_weights is not None:
         trainer.set_weights(best.best_weights)
         result.best_val_accuracy = best.best
         result.best_epoch = best.best_epoch + 1
-        result.test_accuracy_best_val = float(trainer.evaluate(test_data, verbose=0, return_dict=True)["accuracy"])
+        result.test_accuracy_best_val = float(trainer.evaluate(loaded.test, verbose=0, return_dict=True)["accuracy"])
     else:
         val_history = result.history.get("val_accuracy")
         if val_history:
             result.best_val_accuracy = float(np.nanmax(val_history))
         result.test_accuracy_best_val = result.test_accuracy
+    return model
+
+
+def _save(model, directory: pathlib.Path, result: RunResult, save_model: bool) -> None:
     if save_model:
         path = directory / "model.keras"
         model.save(path)
@@ -238,7 +276,6 @@ def _run(spec, seed, output_dir, verbose, extra_callbacks, save_model, strategy)
     result.log_dir = str(directory / "logs")
     result.status = "ok"
     result.save(directory / "result.json")
-    return result
 
 
 def run_seeds(spec: ExperimentSpec, output_dir: str | os.PathLike = "lqbench-results", **kwargs) -> list[RunResult]:
@@ -247,36 +284,23 @@ def run_seeds(spec: ExperimentSpec, output_dir: str | os.PathLike = "lqbench-res
 
 
 # ---------------------------------------------------------------------------- internals
-def _build(spec: ExperimentSpec, seed: int, input_shape, num_classes):
-    from lqbench import algorithms
-    from lqbench.binarization import Binarization
-    import lqbench.models as models
-
+def _build(spec: ExperimentSpec, seed: int, input_shape, num_classes, method=None):
+    """The zoo model (as the method trains it) and its trainer (algorithm wrapper, or `Distiller`)."""
+    method = method or methods.get(spec.method, **spec.method_args)
     binarization = Binarization.full_precision() if spec.post_training_binarization else spec.binarization
-    continuous = spec.optimizer in ("cb", "continuous")
-    if continuous:  # paper 002: activations become binary through the staged PCF -> SBAF schedule
-        binarization = dataclasses.replace(binarization, activations=False)
-    model = models.build(
-        spec.model,
-        input_shape,
-        num_classes,
-        binarization=binarization,
-        skip_connections=spec.skip_connections,
-        **spec.model_args,
-    )
-    if continuous:
-        from lqbench import continuous as cb
-
-        model = cb.from_float(model)
-    trainer = algorithms.build(spec.algorithm, model, seed=seed, **spec.algorithm_args)
-    return model, trainer
+    model = models.build(spec.model, input_shape, num_classes, binarization=binarization,
+                         skip_connections=spec.skip_connections, **spec.model_args)
+    model = method.transform(model)
+    if spec.distillation is not None:
+        config = dict(spec.distillation)
+        teacher = load_model(config.pop("teacher"))
+        return model, distillation.Distiller(model, teacher, **config)
+    return model, algorithms.build(spec.algorithm, model, seed=seed, **spec.algorithm_args)
 
 
 def _deployed_model(spec, model, input_shape, num_classes):
     if not spec.post_training_binarization:
         return model
-    import lqbench.models as models
-
     return models.build(
         spec.model, input_shape, num_classes, binarization=spec.binarization,
         skip_connections=spec.skip_connections, **spec.model_args,
@@ -284,20 +308,10 @@ def _deployed_model(spec, model, input_shape, num_classes):
 
 
 def _binarize_post_training(spec, model, input_shape, num_classes):
-    import lqbench.models as models
-
     return models.binarize_post_training(
         model, spec.model, input_shape, num_classes, spec.binarization,
         skip_connections=spec.skip_connections, **spec.model_args,
     )
-
-
-def _single_phase(spec: ExperimentSpec) -> bool:
-    """Whether selection on validation and epoch-level resume apply (not to multi-phase recipes,
-    whose last phase sign-projects and freezes kernels that earlier epochs' weights lack)."""
-    from lqbench import recipes
-
-    return spec.optimizer not in recipes.MULTI_PHASE
 
 
 def _history(history: dict) -> dict[str, list[float]]:

@@ -1,11 +1,26 @@
 """`ExperimentSpec`: everything that defines one training experiment, saved as TOML.
 
 A spec names the dataset, the model and its architecture arguments, what is binarized
-(`lqbench.Binarization`), the training algorithm (`lqbench.algorithms`), the optimizer or
-multi-phase recipe (`lqbench.optimizers`, `lqbench.recipes`), the hyperparameters, the
-seeds to repeat, and an optional search grid. Specs are validated when they are created
-or loaded: unknown names, impossible values and incompatible combinations raise
-`SpecError` with one line naming the field, the value and what is allowed.
+(`lqbench.Binarization`), the training algorithm (`lqbench.algorithms`), the binarizing
+method (`lqbench.methods`: ``ste``, ``bop``, ``bop2``, ``bnew``, ``proxquant``, ``bmd``,
+``cb``) with its hyperparameters, optional distillation from a teacher, the seeds to repeat
+and an optional search grid.
+
+Every setting is validated when the spec is created or loaded, *before anything is built*:
+field names, types (the TOML string ``"false"`` is not a bool, ``true`` is not a learning rate,
+``seeds = 3`` is not a list), ranges, the typed hyperparameters that each registry publishes
+(models: `lqbench.models.registry.hparams`, algorithms, methods: `lqbench.methods.schema`,
+estimators), and incompatible pairs (a method that updates binary weights on a
+full-precision model, continuous binarization with an update-unlocked algorithm, ...). An
+invalid spec raises `SpecError` (a `ValueError`; `SpecTypeError` for a wrong type, also a
+`TypeError`) with one line naming the field, the value and what is allowed.
+
+This module imports without TensorFlow; the registries it validates against are loaded
+(`lqbench._lazy`) when a spec is first validated.
+
+Earlier spec files name the method ``optimizer`` (``"adam"``, ``"sgd"``, ``"bop"``, ...,
+``"cb"``) with ``optimizer_args``: they still load (``optimizer = "sgd"`` is the method
+``ste`` with ``method_args.optimizer = "sgd"``).
 
 !!! example
     ```toml
@@ -13,6 +28,7 @@ or loaded: unknown names, impossible values and incompatible combinations raise
     dataset = "mnist"
     model = "binarynet_mlp"
     algorithm = "drtp"
+    method = "ste"
     learning_rate = 1e-3
     epochs = 10
     seeds = [0, 1, 2]
@@ -31,16 +47,34 @@ or loaded: unknown names, impossible values and incompatible combinations raise
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import pathlib
 import tomllib
 from typing import Any
 
+from lqbench import hparams as _hp
+from lqbench._lazy import lazy_module
 from lqbench.binarization import Binarization
+from lqbench.errors import ConfigTypeError, ConfigValueError, IncompatibleError
+
+algorithms = lazy_module("lqbench.algorithms")
+data = lazy_module("lqbench.data")
+estimators = lazy_module("lqbench.estimators")
+methods = lazy_module("lqbench.methods")
+models = lazy_module("lqbench.models")
+tomli_w = lazy_module("tomli_w")
+
+__all__ = ["DEFAULT_GRIDS", "DEFAULT_MODEL_ARGS", "ExperimentSpec", "SpecError", "SpecTypeError", "parse_toml"]
 
 
-class SpecError(ValueError):
+class SpecError(ConfigValueError):
     """An invalid experiment specification (one line: field, value, allowed values)."""
+
+
+class SpecTypeError(SpecError, TypeError):
+    """A spec field or hyperparameter of the wrong type."""
 
 
 #: Hyperparameter grids of the seed papers, used by `lqbench tune` when a spec has no grid.
@@ -52,16 +86,69 @@ DEFAULT_GRIDS: dict[str, dict[str, list]] = {
     "sigprop": {"learning_rate": [1e-3, 1e-4, 1e-5], "algorithm_args.alpha": [1.0, 0.1, 0.01]},
 }
 
+#: Architecture arguments a spec uses when it gives none for its model (small, offline-friendly).
+DEFAULT_MODEL_ARGS: dict[str, dict[str, Any]] = {"binarynet_mlp": {"hidden_units": [256, 256]}}
+
 SCHEDULES = ("constant", "cosine", "linear", "step")
+
+#: Earlier ``optimizer`` names: the method they are, with fixed method arguments.
+LEGACY_OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "adam": ("ste", {"optimizer": "adam"}),
+    "sgd": ("ste", {"optimizer": "sgd"}),
+    "continuous": ("cb", {}),
+}
+
+#: Distillation (`lqbench.distillation.Distiller`): ``teacher`` is a saved Keras model.
+DISTILLATION = (
+    _hp.Hparam("teacher", "str", None, optional=False, doc="path of a saved teacher model (.keras/.h5/SavedModel)"),
+    _hp.Hparam("alpha", "float", 1.0, low=0, doc="weight of the distributional (KD) loss"),
+    _hp.Hparam("temperature", "float", 1.0, low=0, low_inclusive=False),
+    _hp.Hparam("ce_weight", "float", 0.0, low=0, doc="weight of cross-entropy on the labels (0: KD alone)"),
+)
+
+_FIELD_TYPES = (
+    _hp.Hparam("name", "str", "experiment"),
+    _hp.Hparam("dataset", "str", "digits"),
+    _hp.Hparam("data_dir", "str", None, optional=True),
+    _hp.Hparam("image_size", "ints", None, optional=True, length=2, low=1),
+    _hp.Hparam("augment", "bool", False),
+    _hp.Hparam("model", "str", "binarynet_mlp"),
+    _hp.Hparam("skip_connections", "bool", True),
+    _hp.Hparam("post_training_binarization", "bool", False),
+    _hp.Hparam("algorithm", "str", "bp"),
+    _hp.Hparam("method", "str", "ste"),
+    _hp.Hparam("learning_rate", "float", 1e-3, low=0, low_inclusive=False, high=math.inf, high_inclusive=False),
+    _hp.Hparam("weight_decay", "float", 0.0, low=0, high=1, high_inclusive=False),
+    _hp.Hparam("schedule", "str", "constant"),
+    _hp.Hparam("epochs", "int", 10, low=1),
+    _hp.Hparam("batch_size", "int", 128, low=1),
+    _hp.Hparam("jit_compile", "bool", True),
+)
+
+_BINARIZATION_TYPES = (
+    _hp.Hparam("weights", "bool", True),
+    _hp.Hparam("activations", "bool", True),
+    _hp.Hparam("weight_estimator", "str", "ste"),
+    _hp.Hparam("activation_estimator", "str", "ste_clipped"),
+    _hp.Hparam("keep_first_last", "bool", True),
+    _hp.Hparam("clip_weights", "bool", True),
+    _hp.Hparam("weight_estimator_kwargs", "any", {}),
+    _hp.Hparam("activation_estimator_kwargs", "any", {}),
+)
+
+_TABLES = ("model_args", "algorithm_args", "method_args", "binarization", "distillation")
 
 
 @dataclasses.dataclass
 class ExperimentSpec:
-    """One experiment: dataset x model x binarization x algorithm x optimizer x hyperparameters.
+    """One experiment: dataset x model x binarization x algorithm x method x hyperparameters.
 
     Every field has a default that runs offline on the embedded `digits` dataset.
-    ``grid`` maps a field name (or ``"<dict field>.<key>"``, e.g. ``"algorithm_args.gamma"``)
-    to the list of values a search tries.
+    ``model_args=None`` takes `DEFAULT_MODEL_ARGS` for the model (else its builder's defaults).
+    ``grid`` maps a field name (or ``"<table>.<key>"``, e.g. ``"algorithm_args.gamma"``) to the
+    list of values a search tries. ``distillation`` is ``None`` or a table with ``teacher``
+    (a saved model), ``alpha``, ``temperature``, ``ce_weight`` (`lqbench.distillation`).
+    ``optimizer`` / ``optimizer_args`` are the earlier names of ``method`` / ``method_args``.
     """
 
     name: str = "experiment"
@@ -70,14 +157,15 @@ class ExperimentSpec:
     image_size: list[int] | None = None
     augment: bool = False
     model: str = "binarynet_mlp"
-    model_args: dict[str, Any] = dataclasses.field(default_factory=lambda: {"hidden_units": [256, 256]})
+    model_args: dict[str, Any] | None = None
     skip_connections: bool = True
     binarization: Binarization = dataclasses.field(default_factory=Binarization)
     post_training_binarization: bool = False
     algorithm: str = "bp"
     algorithm_args: dict[str, Any] = dataclasses.field(default_factory=dict)
-    optimizer: str = "adam"
-    optimizer_args: dict[str, Any] = dataclasses.field(default_factory=dict)
+    method: str = "ste"
+    method_args: dict[str, Any] = dataclasses.field(default_factory=dict)
+    distillation: dict[str, Any] | None = None
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
     schedule: str = "constant"
@@ -86,50 +174,106 @@ class ExperimentSpec:
     seeds: list[int] = dataclasses.field(default_factory=lambda: [0])
     jit_compile: bool = True
     grid: dict[str, list] = dataclasses.field(default_factory=dict)
+    optimizer: dataclasses.InitVar[str | None] = None
+    optimizer_args: dataclasses.InitVar[dict | None] = None
 
-    def __post_init__(self):
+    def __post_init__(self, optimizer=None, optimizer_args=None):
+        if optimizer is not None or optimizer_args is not None:
+            self._apply_legacy(optimizer, optimizer_args)
+        if self.model_args is None and isinstance(self.model, str):
+            self.model_args = dict(DEFAULT_MODEL_ARGS.get(self.model, {}))
         if isinstance(self.binarization, dict):
-            try:
+            with _field("binarization"):
+                _hp.validate(_BINARIZATION_TYPES, self.binarization, "binarization", noun="field")
                 self.binarization = Binarization.from_dict(self.binarization)
-            except ValueError as error:
-                raise SpecError(f"binarization: {error}") from None
+        if isinstance(self.image_size, tuple):
+            self.image_size = list(self.image_size)
         self.validate()
+
+    def _apply_legacy(self, optimizer, optimizer_args) -> None:
+        if optimizer is not None:
+            if not isinstance(optimizer, str):
+                raise SpecTypeError(f"optimizer: {optimizer!r} must be a string (a method name)")
+            method, fixed = LEGACY_OPTIMIZERS.get(optimizer, (optimizer, {}))
+            self.method = method
+            self.method_args = {**fixed, **dict(self.method_args or {})}
+        if optimizer_args is not None:
+            if not isinstance(optimizer_args, dict):
+                raise SpecTypeError(f"optimizer_args: expected a table, got {optimizer_args!r}")
+            self.method_args = {**dict(self.method_args or {}), **optimizer_args}
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
-        """Check every field; raise `SpecError` naming the first bad one."""
-        from lqbench import algorithms, data
-        import lqbench.models as models
-
+        """Check every field and every registry's hyperparameters; raise `SpecError` naming the first bad one."""
+        for hparam in _FIELD_TYPES:
+            with _field(hparam.name):
+                hparam.check(getattr(self, hparam.name))
+        for key in ("model_args", "algorithm_args", "method_args", "grid"):
+            if not isinstance(getattr(self, key), dict):
+                raise SpecTypeError(f"{key}: expected a table, got {getattr(self, key)!r}")
+        if self.distillation is not None and not isinstance(self.distillation, dict):
+            raise SpecTypeError(f"distillation: expected a table, got {self.distillation!r}")
+        self._validate_seeds()
         _check_name("dataset", self.dataset, data.available(), prefix_ok="folder:")
         _check_name("model", self.model, models.available())
         _check_name("algorithm", self.algorithm, algorithms.available())
-        _check_name("optimizer", self.optimizer, optimizer_names())
+        _check_name("method", self.method, methods.available())
         _check_name("schedule", self.schedule, SCHEDULES)
-        _check_positive_int("epochs", self.epochs)
-        _check_positive_int("batch_size", self.batch_size)
-        if not (isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < math.inf):
-            raise SpecError(f"learning_rate: {self.learning_rate!r} is not a positive finite number")
-        if not (isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < 1):
-            raise SpecError(f"weight_decay: {self.weight_decay!r} must be in [0, 1)")
-        if not self.seeds or not all(isinstance(s, int) and s >= 0 for s in self.seeds):
-            raise SpecError(f"seeds: {self.seeds!r} must be a non-empty list of non-negative integers")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise SpecError(f"seeds: {self.seeds!r} contains duplicates")
-        if self.image_size is not None and (
-            len(self.image_size) != 2 or not all(isinstance(v, int) and v > 0 for v in self.image_size)
-        ):
-            raise SpecError(f"image_size: {self.image_size!r} must be [height, width] of positive integers")
-        for key in ("model_args", "algorithm_args", "optimizer_args", "grid"):
-            if not isinstance(getattr(self, key), dict):
-                raise SpecError(f"{key}: expected a table, got {getattr(self, key)!r}")
-        if self.post_training_binarization and self.binarization.is_full_precision:
-            raise SpecError(
-                "post_training_binarization: needs a binarization that binarizes something, got full precision"
-            )
-        if self.post_training_binarization and self.algorithm != "bp":
-            raise SpecError(f"post_training_binarization: only with algorithm 'bp', got {self.algorithm!r}")
+        with _field("model_args"):
+            models.registry.check_args(self.model, self.model_args)
+        with _field("algorithm_args"):
+            _hp.validate(algorithm_schema(self.algorithm), self.algorithm_args, f"algorithm {self.algorithm!r}")
+        with _field("method_args"):
+            methods.get(self.method, **self.method_args)
+        with _field("binarization"):
+            for which in ("weight", "activation"):
+                estimators.get(getattr(self.binarization, f"{which}_estimator"),
+                               **getattr(self.binarization, f"{which}_estimator_kwargs"))
+        if self.distillation is not None:
+            with _field("distillation"):
+                config = _hp.validate(DISTILLATION, self.distillation, "distillation", noun="field")
+                if config["teacher"] is None:
+                    raise SpecError("distillation: teacher is required (the path of a saved Keras model)")
+                if not pathlib.Path(config["teacher"]).exists():
+                    raise SpecError(f"distillation: teacher {config['teacher']!r} does not exist")
+        self._validate_combinations()
         self._validate_grid()
+
+    def _validate_seeds(self) -> None:
+        seeds = self.seeds
+        if not isinstance(seeds, list):
+            raise SpecTypeError(f"seeds: {seeds!r} must be a non-empty list of non-negative integers")
+        if not seeds:
+            raise SpecError(f"seeds: {seeds!r} must be a non-empty list of non-negative integers")
+        if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise SpecTypeError(f"seeds: {seeds!r} must be a non-empty list of non-negative integers")
+        if not all(s >= 0 for s in seeds):
+            raise SpecError(f"seeds: {seeds!r} must be a non-empty list of non-negative integers")
+        if len(set(seeds)) != len(seeds):
+            raise SpecError(f"seeds: {seeds!r} contains duplicates")
+
+    def _validate_combinations(self) -> None:
+        binarization = self.binarization
+        if self.post_training_binarization:
+            if binarization.is_full_precision:
+                raise IncompatibleError(
+                    "post_training_binarization: needs a binarization that binarizes something, got full precision")
+            if self.algorithm != "bp":
+                raise IncompatibleError(f"post_training_binarization: only with algorithm 'bp', got {self.algorithm!r}")
+            if self.method != "ste":
+                raise IncompatibleError(
+                    f"post_training_binarization: trains in full precision, so only with method 'ste', got {self.method!r}")
+        cls = algorithms.get_class(self.algorithm)
+        unlocked = bool(getattr(cls, "update_unlocked", getattr(cls, "tap_granularity", None) == "tensor"))
+        trained_binary = not self.post_training_binarization
+        methods.get_class(self.method).check(
+            binary_weights=trained_binary and binarization.weights,
+            binary_activations=trained_binary and binarization.activations,
+            algorithm=self.algorithm, unlocked=unlocked)
+        if self.distillation is not None and self.algorithm != "bp":
+            raise IncompatibleError(
+                f"distillation: trains with its own loss by backpropagation, so only with algorithm 'bp', "
+                f"got {self.algorithm!r}")
 
     def _validate_grid(self) -> None:
         fields = {f.name for f in dataclasses.fields(self)} - {"grid", "name", "seeds"}
@@ -137,22 +281,25 @@ class ExperimentSpec:
             root = key.split(".", 1)[0]
             if root not in fields:
                 raise SpecError(f"grid: unknown field {key!r}; allowed: {', '.join(sorted(fields))}")
-            if "." in key and root not in ("model_args", "algorithm_args", "optimizer_args", "binarization"):
-                raise SpecError(f"grid: {key!r} — only *_args tables and binarization take dotted keys")
+            if "." in key and root not in _TABLES:
+                raise SpecError(f"grid: {key!r} — only the tables {', '.join(_TABLES)} take dotted keys")
             if not isinstance(values, list) or not values:
                 raise SpecError(f"grid: {key} must be a non-empty list, got {values!r}")
             for value in values:
-                self.with_values({key: value, "grid": {}})  # each grid point must itself be a valid spec
+                with _field(f"grid: {key}={value!r}"):
+                    self.with_values({key: value, "grid": {}})  # each grid point must itself be a valid spec
 
     # ------------------------------------------------------------------ variants
     def with_values(self, values: dict[str, Any]) -> "ExperimentSpec":
-        """A validated copy with ``values`` set (keys as in ``grid``)."""
+        """A validated copy with ``values`` set (keys as in ``grid``; dotted keys merge into tables)."""
         config = self.to_dict()
         for key, value in values.items():
             if "." in key:
                 table, sub = key.split(".", 1)
-                config.setdefault(table, {})
-                config[table] = {**config[table], sub: value}
+                current = config.get(table) or {}
+                if not isinstance(current, dict):
+                    raise SpecError(f"{key}: {table} is not a table")
+                config[table] = {**current, sub: value}
             else:
                 config[key] = value
         return ExperimentSpec.from_dict(config)
@@ -172,15 +319,16 @@ class ExperimentSpec:
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> "ExperimentSpec":
-        names = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(config, dict):
+            raise SpecTypeError(f"a spec is a table, got {config!r}")
+        names = {f.name for f in dataclasses.fields(cls)} | {"optimizer", "optimizer_args"}
         unknown = sorted(set(config) - names)
         if unknown:
-            raise SpecError(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
+            allowed = sorted(names - {"optimizer", "optimizer_args"})
+            raise SpecError(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
         return cls(**config)
 
     def to_toml(self) -> str:
-        import tomli_w
-
         return tomli_w.dumps(_drop_none(self.to_dict()))
 
     def save(self, path: str | pathlib.Path) -> pathlib.Path:
@@ -202,13 +350,21 @@ class ExperimentSpec:
 
     def key(self) -> str:
         """A stable short hash of the spec (without seeds, name and grid): identifies a configuration."""
-        import hashlib
-        import json
-
         config = self.to_dict()
         for field in ("seeds", "name", "grid"):
             config.pop(field)
+        if config.get("distillation") is None:
+            config.pop("distillation")
         return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def algorithm_schema(name: str) -> tuple[_hp.Hparam, ...]:
+    """Typed hyperparameters of training algorithm ``name`` (published ``hparams`` or its ``defaults``)."""
+    cls = algorithms.get_class(name)
+    published = getattr(cls, "hparams", None)
+    if isinstance(published, tuple) and all(isinstance(h, _hp.Hparam) for h in published):
+        return published
+    return _hp.from_defaults(dict(cls.defaults), dict(cls.choices))
 
 
 def parse_toml(text: str, source: str = "<string>") -> dict[str, Any]:
@@ -219,11 +375,12 @@ def parse_toml(text: str, source: str = "<string>") -> dict[str, Any]:
         raise SpecError(f"{source}: not valid TOML: {error}") from None
 
 
-def optimizer_names() -> list[str]:
-    """Every name `ExperimentSpec.optimizer` takes: optimizers and multi-phase recipes."""
-    from lqbench import optimizers, recipes
-
-    return list(dict.fromkeys([*optimizers.available(), *recipes.available()]))
+def parse_value(text: str) -> Any:
+    """A command-line value read as TOML (``[512, 512]``, ``true``, ``1e-3``, ``"x"``), else the bare string."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
 
 
 def _drop_none(value):
@@ -234,14 +391,28 @@ def _drop_none(value):
     return value
 
 
+class _field:
+    """Re-raise configuration errors inside the block as `SpecError`/`SpecTypeError` prefixed by the field."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if error is None or isinstance(error, SpecError):
+            return False
+        if isinstance(error, (ConfigTypeError, ConfigValueError, TypeError, ValueError)):
+            message = str(error.args[0]) if error.args else repr(error)
+            text = message if message.startswith(self.name) else f"{self.name}: {message}"
+            raise (SpecTypeError if isinstance(error, TypeError) else SpecError)(text) from None
+        return False
+
+
 def _check_name(field: str, value: Any, allowed, prefix_ok: str | None = None) -> None:
     if prefix_ok and isinstance(value, str) and value.startswith(prefix_ok):
         return
     if value not in allowed:
         extra = f", {prefix_ok}PATH" if prefix_ok else ""
         raise SpecError(f"{field}: unknown value {value!r}; allowed: {', '.join(allowed)}{extra}")
-
-
-def _check_positive_int(field: str, value: Any) -> None:
-    if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-        raise SpecError(f"{field}: {value!r} must be a positive integer")

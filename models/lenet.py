@@ -38,7 +38,7 @@ from . import _blocks as B
 from .registry import register
 
 
-@register("lenet")
+@register("lenet", min_input_size=16)
 def lenet(
     input_shape,
     num_classes: int,

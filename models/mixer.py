@@ -52,7 +52,7 @@ def _mlp(x, hidden, out, b, name):
     return B.dense(x, out, binarization=b, role="hidden", name=f"{name}_fc2")
 
 
-@register("mlp_mixer", skip_connections=True)
+@register("mlp_mixer", skip_connections=True, min_input_size=32)
 def mlp_mixer(
     input_shape,
     num_classes: int,

@@ -37,7 +37,7 @@ STAGE_CHANNELS = (64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 10
 STEM_CHANNELS = 32
 
 
-@register("reactnet_a", skip_connections=True)
+@register("reactnet_a", skip_connections=True, min_input_size=32)
 def reactnet_a(
     input_shape,
     num_classes: int,

@@ -2,7 +2,10 @@
 
 A builder is a function ``builder(input_shape, num_classes, binarization, skip_connections,
 *, arch_kwarg=default, ...)`` returning a flat functional `tf.keras.Model`; its keyword-only
-parameters are the architecture arguments `build` accepts for that name.
+parameters, typed by their annotations, are the architecture arguments `build` accepts for
+that name (``hparams(name)``, checked by `lqbench.ExperimentSpec` when a spec loads).
+``min_input_size`` is the smallest square image the architecture's downsampling allows; a run
+on smaller images (the 8x8 ``digits``) resizes them to it.
 """
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ from typing import Callable
 
 import tensorflow as tf
 
+from lqbench import hparams as _hp
 from lqbench.binarization import Binarization
+from lqbench.errors import ConfigTypeError, ConfigValueError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +27,12 @@ class ModelEntry:
     has_skip_connections: bool
     flatten_input: bool
     description: str
+    min_input_size: int = 1
+
+    @property
+    def hparams(self) -> tuple[_hp.Hparam, ...]:
+        """Typed architecture arguments (from the builder's keyword-only parameters)."""
+        return _hp.from_signature(self.builder)
 
     @property
     def arch_kwargs(self) -> dict[str, object]:
@@ -36,20 +47,22 @@ class ModelEntry:
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register(name: str, *, skip_connections: bool = False, flatten_input: bool = False):
+def register(name: str, *, skip_connections: bool = False, flatten_input: bool = False, min_input_size: int = 1):
     """Decorator adding a builder to the zoo under ``name``.
 
     # Arguments
         skip_connections: the architecture has residual connections that
             ``skip_connections=False`` removes.
         flatten_input: the model accepts inputs of any rank (an MLP flattening its input).
+        min_input_size: smallest image height/width the architecture accepts.
     """
 
     def decorator(builder):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
         doc = inspect.getdoc(builder) or ""
-        _REGISTRY[name] = ModelEntry(name, builder, skip_connections, flatten_input, doc.split("\n")[0])
+        _REGISTRY[name] = ModelEntry(name, builder, skip_connections, flatten_input, doc.split("\n")[0],
+                                     int(min_input_size))
         return builder
 
     return decorator
@@ -62,8 +75,19 @@ def available() -> list[str]:
 
 def entry(name: str) -> ModelEntry:
     if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(available())}")
+        raise ConfigValueError(f"unknown model {name!r}; available: {', '.join(available())}")
     return _REGISTRY[name]
+
+
+def hparams(name: str) -> tuple[_hp.Hparam, ...]:
+    """Typed architecture arguments of model ``name``."""
+    return entry(name).hparams
+
+
+def check_args(name: str, arch_kwargs: dict) -> dict:
+    """``arch_kwargs`` checked against model ``name``'s typed arguments (names, types); one line on error."""
+    _hp.validate(entry(name).hparams, arch_kwargs, f"model {name!r}", noun="argument")
+    return arch_kwargs
 
 
 def _check_input_shape(name: str, input_shape, flatten_input: bool) -> tuple[int, ...]:
@@ -110,13 +134,8 @@ def build(
     if binarization is None:
         binarization = Binarization()
     if not isinstance(binarization, Binarization):
-        raise ValueError(f"binarization must be an lqbench.Binarization or None, got {type(binarization).__name__}")
-    allowed = model_entry.arch_kwargs
-    unknown = sorted(set(arch_kwargs) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"model {name!r}: unknown argument(s) {', '.join(unknown)}; allowed: {', '.join(allowed) or '(none)'}"
-        )
+        raise ConfigTypeError(f"binarization must be an lqbench.Binarization or None, got {type(binarization).__name__}")
+    check_args(name, arch_kwargs)
     if not isinstance(skip_connections, bool):
         raise ValueError(f"skip_connections must be True or False, got {skip_connections!r}")
     if not skip_connections and not model_entry.has_skip_connections:

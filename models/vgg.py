@@ -87,7 +87,7 @@ def vgg_small(
     return tf.keras.Model(inputs, outputs, name="vgg_small")
 
 
-@register("vgg19")
+@register("vgg19", min_input_size=32)
 def vgg19(
     input_shape,
     num_classes: int,

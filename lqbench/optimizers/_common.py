@@ -18,6 +18,8 @@ from typing import Any, Callable, Iterator
 import larq as lq
 import tensorflow as tf
 
+from lqbench.errors import ConfigTypeError, ConfigValueError, IncompatibleError
+
 Optimizer = tf.keras.optimizers.legacy.Optimizer
 Schedule = tf.keras.optimizers.schedules.LearningRateSchedule
 
@@ -114,8 +116,8 @@ def is_binary_kernel(var: tf.Variable) -> bool:
 def require_binary_kernels(name: str, model) -> list[tf.Variable]:
     kernels = mark_binary_kernels(model)
     if not kernels:
-        raise ValueError(
-            f"optimizer {name!r} needs binary kernels (Larq layers with a 1-bit kernel quantizer) but the "
+        raise IncompatibleError(
+            f"method {name!r} needs binary kernels (Larq layers with a 1-bit kernel quantizer) but the "
             "model has none; build it with lqbench.Binarization(weights=True)"
         )
     return kernels
@@ -244,11 +246,11 @@ def check_range(name: str, value, low: float, high: float, *, low_inclusive=Fals
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{prefix}{name}={value!r} must be a number in {lo}{low}, {high}{hi}") from None
+        raise ConfigTypeError(f"{prefix}{name}={value!r} must be a number in {lo}{low}, {high}{hi}") from None
     ok_low = v >= low if low_inclusive else v > low
     ok_high = v <= high if high_inclusive else v < high
     if not (ok_low and ok_high) or math.isnan(v):
-        raise ValueError(f"{prefix}{name}={value!r} is outside the allowed range {lo}{low}, {high}{hi}")
+        raise ConfigValueError(f"{prefix}{name}={value!r} is outside the allowed range {lo}{low}, {high}{hi}")
 
 
 def check_learning_rate(learning_rate, where: str) -> None:
