@@ -1,9 +1,15 @@
 """The ``lqbench`` command line: one sub-command module per job in `lqbench.commands`.
 
 Each module ``lqbench/commands/<name>.py`` exposes ``register(subparsers)``, which adds its
-parser and sets ``func`` to the function that runs it. Errors that users can fix (bad names,
-missing files, impossible values) are printed as one line and exit with status 2
-(set ``LQBENCH_DEBUG=1`` for the traceback).
+parser and sets ``func`` to the function that runs it. Command modules declare the
+TensorFlow-backed modules they run with `lqbench._lazy.lazy_module`, so building the parser
+loads no TensorFlow: ``lqbench --help`` and ``lqbench <command> --help`` answer at once.
+
+Errors a user can fix derive from `lqbench.errors.LqbenchError` (bad names, wrong types,
+impossible values, incompatible settings, missing or corrupt data); they are printed as one
+line and exit with status 2, as is a missing file (``FileNotFoundError``). Every other
+exception is a bug and keeps its traceback. ``LQBENCH_DEBUG=1`` shows the traceback of user
+errors too.
 """
 from __future__ import annotations
 
@@ -13,12 +19,11 @@ import os
 import sys
 
 import lqbench
+from lqbench.errors import LqbenchError, UsageError
+
+__all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
 
 COMMANDS = ("run", "train", "tune", "sweep", "report", "convert", "bench", "models", "datasets")
-
-
-class UsageError(Exception):
-    """A problem with the user's input, reported as one line without a traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,13 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lqbench {lqbench.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"lqbench.commands.{name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"lqbench.commands.{name}":
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(f"lqbench.commands.{name}").register(subparsers)
     return parser
 
 
@@ -47,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         result = args.func(args)
-    except (UsageError, ValueError, FileNotFoundError) as error:
+    except (LqbenchError, FileNotFoundError) as error:
         if os.environ.get("LQBENCH_DEBUG"):
             raise
         message = error.args[0] if error.args else repr(error)

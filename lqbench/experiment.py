@@ -39,6 +39,7 @@ import lqbench.models as models
 from lqbench import algorithms, continuous, data, distillation, distribute, estimators, methods, storage  # noqa: F401
 from lqbench.binarization import Binarization
 from lqbench.callbacks import BestWeights
+from lqbench.errors import ConfigValueError
 from lqbench.profiling import MemoryMonitor
 from lqbench.spec import ExperimentSpec
 
@@ -105,14 +106,14 @@ def load_model(path: str | os.PathLike) -> tf.keras.Model:
     if not path.exists():
         raise FileNotFoundError(f"no model at {path}")
     if path.is_file() and path.suffix not in (".keras", ".h5", ".hdf5"):
-        raise ValueError(f"cannot load {path}: expected a .keras or .h5 file or a SavedModel folder")
+        raise ConfigValueError(f"cannot load {path}: expected a .keras or .h5 file or a SavedModel folder")
     if path.is_dir() and not (path / "saved_model.pb").exists():
-        raise ValueError(f"{path} is a folder without saved_model.pb: not a SavedModel")
+        raise ConfigValueError(f"{path} is a folder without saved_model.pb: not a SavedModel")
     try:
         return tf.keras.models.load_model(path, compile=False)
     except Exception as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"cannot load Keras model {path}: {message}") from error
+        raise ConfigValueError(f"cannot load Keras model {path}: {message}") from error
 
 
 def run(

@@ -66,7 +66,8 @@ methods = lazy_module("lqbench.methods")
 models = lazy_module("lqbench.models")
 tomli_w = lazy_module("tomli_w")
 
-__all__ = ["DEFAULT_GRIDS", "DEFAULT_MODEL_ARGS", "ExperimentSpec", "SpecError", "SpecTypeError", "parse_toml"]
+__all__ = ["DEFAULT_GRIDS", "DEFAULT_MODEL_ARGS", "OBJECTIVES", "TUNERS", "ExperimentSpec", "SpecError", "SpecTypeError",
+           "parse_toml", "parse_value"]
 
 
 class SpecError(ConfigValueError):
@@ -90,6 +91,14 @@ DEFAULT_GRIDS: dict[str, dict[str, list]] = {
 DEFAULT_MODEL_ARGS: dict[str, dict[str, Any]] = {"binarynet_mlp": {"hidden_units": [256, 256]}}
 
 SCHEDULES = ("constant", "cosine", "linear", "step")
+
+#: KerasTuner search strategies of `lqbench.tuning` and `lqbench.sweep`.
+TUNERS = ("grid", "random", "bayesian")
+#: Search objectives and their direction.
+OBJECTIVES = {
+    "val_accuracy": "max",  # best-epoch validation accuracy
+    "val_loss": "min",  # lowest validation loss over epochs
+}
 
 #: Earlier ``optimizer`` names: the method they are, with fixed method arguments.
 LEGACY_OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {

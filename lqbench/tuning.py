@@ -59,16 +59,11 @@ import keras_tuner as kt
 from keras_tuner.distribute import utils as dist_utils
 
 from lqbench import report, storage
-from lqbench.spec import DEFAULT_GRIDS, ExperimentSpec, SpecError
+from lqbench.spec import DEFAULT_GRIDS, OBJECTIVES, TUNERS, ExperimentSpec, SpecError
 
 #: Search strategies: name -> KerasTuner tuner class (subclassed below).
-TUNERS = ("grid", "random", "bayesian")
 
 #: Objectives a search can maximise or minimise: name -> (direction, how to read it from a RunResult).
-OBJECTIVES = {
-    "val_accuracy": "max",  # best-epoch validation accuracy
-    "val_loss": "min",  # lowest validation loss over epochs
-}
 
 
 class SearchError(RuntimeError):

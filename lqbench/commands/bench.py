@@ -7,6 +7,11 @@ import pathlib
 import sys
 import tempfile
 
+from lqbench._lazy import lazy_module
+from lqbench.errors import UsageError
+
+tfl = lazy_module("lqbench.tflite")
+
 COLUMNS = ("model", "where", "kernel", "threads", "binary_ms", "float_ms", "ratio",
            "binary_kib", "float_kib", "size_ratio", "statistic", "runs")
 
@@ -46,8 +51,6 @@ def _is_tflite(path: pathlib.Path) -> bool:
 
 def _prepare(args, workdir: pathlib.Path):
     """(binary .tflite, float .tflite or None, conversion report or None)."""
-    import lqbench.tflite as tfl
-
     model = pathlib.Path(args.model)
     if not model.exists():
         raise FileNotFoundError(f"no model at {model}")
@@ -55,7 +58,7 @@ def _prepare(args, workdir: pathlib.Path):
     report = None
     if _is_tflite(model):
         if twin == "auto":
-            raise ValueError("--float-twin auto needs a saved Keras MODEL, not a .tflite file: pass --float-twin PATH")
+            raise UsageError("--float-twin auto needs a saved Keras MODEL, not a .tflite file: pass --float-twin PATH")
         binary_path = model
         float_path = None
     else:
@@ -66,7 +69,7 @@ def _prepare(args, workdir: pathlib.Path):
                              float_path=float_path)
         print(report)
         if twin in (None, "auto") and not float_path.exists():
-            raise ValueError(f"no float twin for {model}: {report.float_note}")
+            raise UsageError(f"no float twin for {model}: {report.float_note}")
     if twin not in (None, "auto"):
         twin_path = pathlib.Path(twin)
         if _is_tflite(twin_path):
@@ -110,12 +113,10 @@ def format_table(rows: list[dict]) -> str:
 
 
 def run(args) -> int:
-    import lqbench.tflite as tfl
-
     if args.device and not args.binary:
-        raise ValueError("--device needs --binary PATH (the lce_benchmark_model executable for the device)")
+        raise UsageError("--device needs --binary PATH (the lce_benchmark_model executable for the device)")
     if args.binary and not args.device:
-        raise ValueError("--binary is only used with --device")
+        raise UsageError("--binary is only used with --device")
     runner = tfl.runner_for(args.device, args.binary, timeout=args.timeout) if args.device else None
     model_name = pathlib.Path(args.model).stem
     rows, results = [], []

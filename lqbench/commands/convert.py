@@ -4,6 +4,12 @@ from __future__ import annotations
 import json
 import pathlib
 import sys
+import warnings
+
+from lqbench._lazy import lazy_module
+from lqbench.errors import UsageError
+
+tfl = lazy_module("lqbench.tflite")
 
 
 def register(subparsers) -> None:
@@ -33,14 +39,10 @@ def default_output(model_path: str | pathlib.Path) -> pathlib.Path:
 
 
 def run(args) -> int:
-    import warnings
-
-    import lqbench.tflite as tfl
-
     model = tfl.load_model(args.model)
     output = pathlib.Path(args.output) if args.output else default_output(args.model)
     if output.suffix != ".tflite":
-        raise ValueError(f"--output {output}: expected a .tflite path")
+        raise UsageError(f"--output {output}: expected a .tflite path")
     with warnings.catch_warnings():
         # the report lists every fallback; keep the terminal to one copy of each
         warnings.simplefilter("ignore", tfl.ConversionWarning)

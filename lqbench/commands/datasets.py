@@ -1,6 +1,10 @@
 """``lqbench datasets``: list the datasets and where each would be loaded from."""
 from __future__ import annotations
 
+from lqbench._lazy import lazy_module
+
+data = lazy_module("lqbench.data")
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("datasets", help="list datasets and their sources")
@@ -9,8 +13,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from lqbench import data
-
     for name in data.available():
         try:
             info = data.info(name, data_dir=args.data_dir)

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import json
 
+import lqbench
+from lqbench._lazy import lazy_module
+
+models = lazy_module("lqbench.models")
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("models", help="list zoo models or show one's summary")
@@ -16,9 +21,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import lqbench
-    import lqbench.models as models
-
     if not args.name:
         for name in models.available():
             print(name)

@@ -1,6 +1,10 @@
 """``lqbench report``: tables (Markdown, CSV), figures and TensorBoard HParams of a results folder."""
 from __future__ import annotations
 
+from lqbench._lazy import lazy_module
+
+report = lazy_module("lqbench.report")
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -17,8 +21,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from lqbench import report
-
     written = report.write_report(args.results_dir, args.output, figures=args.figures, hparams=args.hparams)
     print(written.markdown)
     print("written: " + ", ".join(str(p) for p in written.files))

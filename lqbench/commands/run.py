@@ -17,6 +17,19 @@ import argparse
 import json
 import pathlib
 import time
+from collections import defaultdict
+
+from lqbench._lazy import lazy_module
+from lqbench.binarization import Binarization
+from lqbench.commands._spec_args import add_strategy_argument
+from lqbench.spec import ExperimentSpec
+
+distribute = lazy_module("lqbench.distribute")
+experiment = lazy_module("lqbench.experiment")
+report = lazy_module("lqbench.report")
+sweep = lazy_module("lqbench.sweep")
+tf = lazy_module("tensorflow")
+tflite = lazy_module("lqbench.tflite")
 
 #: The model of the main job: a VGG-style binary CNN whose binary convolutions all become
 #: LCE binary ops, small enough for two CPU cores.
@@ -38,15 +51,11 @@ def register(subparsers) -> None:
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), metavar="NAME")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--bench-runs", type=int, default=50, help="timed inferences per model")
-    from lqbench.distribute import add_strategy_argument
-
     add_strategy_argument(parser)
     parser.set_defaults(func=run)
 
 
 def base_spec(args: argparse.Namespace):
-    from lqbench.spec import ExperimentSpec
-
     dataset = args.dataset or ("mnist" if args.data_dir else "digits")
     epochs = args.epochs or (15 if dataset == "digits" else 2)
     return ExperimentSpec(
@@ -64,12 +73,7 @@ def base_spec(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from lqbench import report, sweep
-    from lqbench.binarization import Binarization
-
-    from lqbench.distribute import strategy_from_arguments
-
-    strategy = strategy_from_arguments(args)
+    strategy = distribute.strategy_from_arguments(args)
     started = time.perf_counter()
     output = pathlib.Path(args.output)
     base = base_spec(args)
@@ -81,11 +85,7 @@ def run(args: argparse.Namespace) -> int:
     extra = {"strategy": strategy} if strategy is not None else {}
     outcome = sweep.sweep(specs, output / "runs", log=lambda line: print(line, flush=True),
                           extra_callbacks=(_epoch_progress(),), **extra)
-    import tensorflow as tf
-
-    from lqbench.distribute import is_chief
-
-    if not is_chief(strategy or tf.distribute.get_strategy()):  # the chief reports and deploys
+    if not distribute.is_chief(strategy or tf.distribute.get_strategy()):  # the chief reports and deploys
         print("lqbench run: worker done; the chief writes the report and deploys")
         return 1 if outcome.failed else 0
 
@@ -108,10 +108,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _best_binary(results):
     """The seed-run of the binary configuration with the best mean test accuracy."""
-    from collections import defaultdict
-
-    from lqbench.binarization import Binarization
-
     groups = defaultdict(list)
     for result in results:
         if result.status == "ok" and not Binarization.from_dict(result.spec["binarization"]).is_full_precision:
@@ -123,18 +119,15 @@ def _best_binary(results):
 
 
 def _deploy(result, output: pathlib.Path, runs: int) -> dict:
-    from lqbench import experiment
-    from lqbench.tflite import compare, convert
-
     print(f"\nDeploying the best binary model: {result.name} seed {result.seed} "
           f"(test accuracy {result.test_accuracy_best_val:.4f})", flush=True)
     model = experiment.load_model(result.model_path)
     binary_path, float_path = output / "best-binary.tflite", output / "best-float.tflite"
-    conversion = convert(model, binary_path, float_path=float_path)
+    conversion = tflite.convert(model, binary_path, float_path=float_path)
     print(conversion, flush=True)
     rows = []
     for threads in (1, 2):
-        comparison = compare(binary_path, float_path, threads=threads, runs=runs)
+        comparison = tflite.compare(binary_path, float_path, threads=threads, runs=runs)
         rows.append(comparison)
     print(f"\n| threads | binary ms (kernel) | float ms (XNNPACK) | binary/float | size KiB binary / float |")
     print("|---|---|---|---|---|")
@@ -152,7 +145,6 @@ def _deploy(result, output: pathlib.Path, runs: int) -> dict:
 
 def _epoch_progress():
     """A Keras callback printing one short line per epoch (the progress of the main job)."""
-    import tensorflow as tf
 
     class EpochProgress(tf.keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

@@ -5,6 +5,16 @@ import pathlib
 import tomllib
 from typing import Any
 
+from lqbench._lazy import lazy_module
+from lqbench.commands._spec_args import add_strategy_argument
+from lqbench.errors import UsageError
+
+distribute = lazy_module("lqbench.distribute")
+experiment = lazy_module("lqbench.experiment")
+presets = lazy_module("lqbench.presets")
+storage = lazy_module("lqbench.storage")
+sweep = lazy_module("lqbench.sweep")
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -26,8 +36,6 @@ def register(subparsers) -> None:
                         help="grid-search every configuration first (paper 000's protocol; also `tune = true`)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their state, train nothing")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
-    from lqbench.distribute import add_strategy_argument
-
     add_strategy_argument(parser)
     parser.set_defaults(func=run)
 
@@ -42,8 +50,6 @@ def parse_values(text: str) -> list:
 
 
 def parse_assignment(text: str) -> tuple[str, list]:
-    from lqbench.cli import UsageError
-
     key, sep, values = text.partition("=")
     if not sep or not key.strip() or not values.strip():
         raise UsageError(f"{text!r} is not KEY=V1,V2,...")
@@ -51,13 +57,10 @@ def parse_assignment(text: str) -> tuple[str, list]:
 
 
 def load(sweep_file: str, axes: list[str], overrides: dict[str, Any]):
-    from lqbench import presets
-    from lqbench.sweep import SweepSpec
-
     path = pathlib.Path(sweep_file)
     if not path.exists() and sweep_file in presets.available():
         path = presets.path(sweep_file)
-    sweep_spec = SweepSpec.load(path)
+    sweep_spec = sweep.SweepSpec.load(path)
     if overrides:
         sweep_spec.base = sweep_spec.base.with_values(overrides)
     if axes:
@@ -68,8 +71,6 @@ def load(sweep_file: str, axes: list[str], overrides: dict[str, Any]):
 
 
 def run(args) -> int:
-    from lqbench import experiment, sweep
-
     overrides = {k: v for k, v in (("seeds", args.seeds), ("epochs", args.epochs)) if v is not None}
     sweep_spec = load(args.sweep_file, args.axis, overrides)
     specs = sweep_spec.specs()
@@ -85,13 +86,9 @@ def run(args) -> int:
                 print(f"  {folder.relative_to(output)}: {state}")
         return 0
     output.mkdir(parents=True, exist_ok=True)
-    from lqbench import storage
-
     storage.write_atomic(output / "sweep.toml", sweep_spec.to_toml())
-    from lqbench.distribute import strategy_from_arguments
-
     kwargs = dict(verbose=0 if args.quiet else 2)
-    strategy = strategy_from_arguments(args)
+    strategy = distribute.strategy_from_arguments(args)
     if strategy is not None:
         kwargs["strategy"] = strategy
     if args.tune or sweep_spec.tune:

@@ -1,13 +1,19 @@
 """``lqbench train``: train one spec (every seed) and save the models and results."""
 from __future__ import annotations
 
-from lqbench.commands._spec_args import add_spec_arguments, spec_from_arguments
-from lqbench.distribute import add_strategy_argument, strategy_from_arguments
+from lqbench._lazy import lazy_module
+from lqbench.commands._spec_args import add_spec_arguments, add_strategy_argument, spec_from_arguments
+
+distribute = lazy_module("lqbench.distribute")
+experiment = lazy_module("lqbench.experiment")
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="train a zoo model on a dataset and save it",
-                                   description="Train a zoo model with a training algorithm and optimizer.")
+    parser = subparsers.add_parser(
+        "train", help="train a zoo model on a dataset and save it",
+        description="Train a zoo model with a training algorithm and a binarizing method. Every setting is "
+                    "checked before anything is built; --set KEY=VALUE merges into the spec (e.g. "
+                    "--set model_args.hidden_units=[512,512] --set method_args.gamma=1e-3).")
     add_spec_arguments(parser)
     parser.add_argument("--output", default="lqbench-results", help="results folder")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
@@ -16,9 +22,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from lqbench import experiment
-
-    strategy = strategy_from_arguments(args)
+    strategy = distribute.strategy_from_arguments(args)
     spec = spec_from_arguments(args)
     failed = 0
     for seed in spec.seeds:

@@ -4,12 +4,16 @@ from __future__ import annotations
 import json
 import pathlib
 
+from lqbench._lazy import lazy_module
 from lqbench.commands._spec_args import add_spec_arguments, spec_from_arguments
+from lqbench.commands.sweep import parse_assignment
+from lqbench.spec import OBJECTIVES, TUNERS
+
+presets = lazy_module("lqbench.presets")
+tuning = lazy_module("lqbench.tuning")
 
 
 def register(subparsers) -> None:
-    from lqbench.tuning import OBJECTIVES, TUNERS
-
     parser = subparsers.add_parser(
         "tune", help="search a spec's grid (KerasTuner), then run the best configuration for N seeds",
         description="Search the spec's [grid] (default: the paper's grid for its algorithm: learning rate "
@@ -32,9 +36,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from lqbench import presets, tuning
-    from lqbench.commands.sweep import parse_assignment
-
     if args.spec and not pathlib.Path(args.spec).exists() and args.spec in presets.available():
         args.spec = str(presets.path(args.spec))
     spec = spec_from_arguments(args)
