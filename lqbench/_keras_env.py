@@ -30,7 +30,7 @@ def ensure_legacy_keras() -> None:
         return
     if os.environ.get(LEGACY_KERAS_VARIABLE, "").lower() in ("1", "true", "yes"):
         return
-    import tensorflow as tf  # already imported: this is only a lookup
+    tf = sys.modules["tensorflow"]  # already imported: this is only a lookup
 
     if uses_tf_keras(tf):
         return

@@ -40,11 +40,16 @@ import importlib.util
 import json
 import os
 import pathlib
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from typing import Any, Callable
+
+from lqbench._lazy import lazy_module
+
+tf = lazy_module("tensorflow")
 
 __all__ = ["Profile", "MemoryMonitor", "measure", "rss_bytes", "peak_rss_bytes", "reset_peak_rss", "ALLOCATOR_ENV"]
 
@@ -101,8 +106,6 @@ def rss_bytes() -> int:
     """Current resident set size of this process (bytes)."""
     value = _status_field("VmRSS")
     if value is None:
-        import resource
-
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return value
 
@@ -112,8 +115,6 @@ def peak_rss_bytes() -> tuple[int, str]:
     value = _status_field("VmHWM")
     if value is not None:
         return value, "VmHWM"
-    import resource
-
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "ru_maxrss"
 
 
@@ -130,8 +131,6 @@ def reset_peak_rss() -> bool:
 def _gpu_available() -> bool:
     if "tensorflow" not in sys.modules:
         return False
-    import tensorflow as tf
-
     return bool(tf.config.list_logical_devices("GPU"))
 
 
@@ -160,8 +159,6 @@ class MemoryMonitor:
 
     def __enter__(self):
         if self.device != "cpu":
-            import tensorflow as tf
-
             tf.config.experimental.reset_memory_stats(self.device)
             self.baseline_bytes = int(tf.config.experimental.get_memory_info(self.device)["current"])
             self.peak_source = "tf_allocator"
@@ -174,8 +171,6 @@ class MemoryMonitor:
     def __exit__(self, *exc):
         self.wall_time_s = time.perf_counter() - self._start
         if self.device != "cpu":
-            import tensorflow as tf
-
             self.peak_bytes = int(tf.config.experimental.get_memory_info(self.device)["peak"])
         else:
             self.peak_bytes, self.peak_source = peak_rss_bytes()

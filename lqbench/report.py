@@ -41,10 +41,18 @@ import math
 import os
 import pathlib
 import re
+import shutil
 import warnings
 from typing import Any, Iterable, Sequence
 
-from lqbench.experiment import RunResult
+import numpy as np
+
+from lqbench import storage
+from lqbench._lazy import lazy_module
+from lqbench.results import RunResult, mean_std
+
+hp = lazy_module("tensorboard.plugins.hparams.api")
+tf = lazy_module("tensorflow")
 
 #: Metrics aggregated by `summarise` by default (RunResult attributes).
 METRICS = (
@@ -160,18 +168,6 @@ def _flatten(spec: dict, prefix: str = "") -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- aggregation
-def mean_std(values: Iterable[float]) -> tuple[float | None, float | None, int]:
-    """Mean, sample standard deviation (ddof=1; None for n < 2) and n of the finite values."""
-    values = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    n = len(values)
-    if n == 0:
-        return None, None, 0
-    mean = sum(values) / n
-    if n < 2:
-        return mean, None, n
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)), n
-
-
 def summarise(
     results: Sequence[RunResult],
     by: Sequence[str] | None = None,
@@ -371,8 +367,6 @@ def _slug(text: str) -> str:
 # ---------------------------------------------------------------------------- files
 def write_summary_csv(rows: list[dict[str, Any]], path: str | os.PathLike) -> pathlib.Path:
     """The long-format summary (one configuration per line) as CSV."""
-    from lqbench import storage
-
     buffer = io.StringIO()
     fields = list(dict.fromkeys(k for row in rows for k in row))
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
@@ -404,12 +398,7 @@ def plot_costs(results: Sequence[RunResult], path: str | os.PathLike) -> pathlib
 
 
 def _bars(summary, group_of, series_of, metrics, path) -> pathlib.Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
+    plt = _pyplot()
     groups = list(dict.fromkeys(group_of(r) for r in summary))
     series = list(dict.fromkeys(series_of(r) for r in summary)) if series_of else [""]
     fig, axes = plt.subplots(len(metrics), 1, figsize=(max(6, 1.2 * len(groups) * max(1, len(series)) ** 0.5 + 2),
@@ -439,12 +428,7 @@ def _bars(summary, group_of, series_of, metrics, path) -> pathlib.Path:
 def plot_curves(results: Sequence[RunResult], path: str | os.PathLike,
                 keys: Sequence[str] = ("loss", "val_loss", "accuracy", "val_accuracy")) -> pathlib.Path:
     """Training curves: mean over seeds of each history key per epoch, shaded ± sample std."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
+    plt = _pyplot()
     by = varying_fields(results) or ["name"]
     groups: dict[str, list[RunResult]] = {}
     for r in results:
@@ -477,9 +461,16 @@ def plot_curves(results: Sequence[RunResult], path: str | os.PathLike,
     return _save(fig, path)
 
 
-def _save(fig, path) -> pathlib.Path:
+def _pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (matplotlib, an optional dependency, is loaded for figures only)."""
     import matplotlib.pyplot as plt
 
+    plt.switch_backend("Agg")
+    return plt
+
+
+def _save(fig, path) -> pathlib.Path:
+    plt = _pyplot()
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
@@ -513,11 +504,6 @@ def run_hparams(result: RunResult) -> dict[str, bool | int | float | str]:
 def write_hparams(results: Sequence[RunResult], logdir: str | os.PathLike) -> pathlib.Path:
     """One TensorBoard HParams summary per run in ``logdir/<run>`` (rewritten from scratch),
     plus the experiment configuration (domains of every hyperparameter, the metrics)."""
-    import shutil
-
-    import tensorflow as tf
-    from tensorboard.plugins.hparams import api as hp
-
     logdir = pathlib.Path(logdir)
     if logdir.exists():
         shutil.rmtree(logdir)
@@ -569,8 +555,6 @@ def write_report(results_dir: str | os.PathLike, output_dir: str | os.PathLike |
     """Tables (Markdown ``report.md`` + one CSV per table + ``summary.csv``), figures
     (``accuracy.png``, ``costs.png``, ``curves.png``) in ``output_dir`` (default
     ``results_dir/report``), and HParams summaries in ``results_dir/hparams``."""
-    from lqbench import storage
-
     results_dir = pathlib.Path(results_dir)
     output = pathlib.Path(output_dir) if output_dir is not None else results_dir / "report"
     results = load_results(results_dir)

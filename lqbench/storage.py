@@ -7,6 +7,8 @@ import pathlib
 import tempfile
 from typing import Any
 
+import numpy as np
+
 
 def write_atomic(path: str | os.PathLike, text: str) -> pathlib.Path:
     """Write ``text`` to ``path`` so that readers see the old file or the whole new one.
@@ -51,8 +53,6 @@ def read_json(path: str | os.PathLike) -> Any:
 
 def _jsonable(value):
     try:
-        import numpy as np
-
         if isinstance(value, np.generic):
             return value.item()
         if isinstance(value, np.ndarray):

@@ -47,7 +47,7 @@ axes = {model = ["mobilenet_v2"], algorithm = ["bp", "dfa"]}
 
 Axis keys are spec fields or dotted ``<table>.<key>`` (e.g. ``"algorithm_args.gamma"``),
 as in an `ExperimentSpec` grid. With ``tune = true`` at the top level, ``lqbench sweep`` first
-grid-searches every configuration (`lqbench.tuning.search`) and runs the best one for its seeds.
+grid-searches every configuration (`lqbench.tuning.tune_each`) and runs the best one for its seeds.
 
 !!! example
     ```python
@@ -68,13 +68,18 @@ import itertools
 import json
 import os
 import pathlib
+import re
 import shutil
 import socket
+import sys
 import traceback
 from typing import Any, Callable, Iterable, Sequence
 
-from lqbench import storage
-from lqbench.spec import ExperimentSpec, SpecError, parse_toml
+import tomli_w
+
+from lqbench import experiment, storage
+from lqbench.results import RunResult
+from lqbench.spec import TUNERS, ExperimentSpec, SpecError, _drop_none, parse_toml
 
 RESULT = "result.json"
 INDEX = "index.jsonl"
@@ -134,8 +139,6 @@ def _axis_values(base: ExperimentSpec, key: str, value: Any) -> dict[str, Any]:
 
 def parse_label(label: str) -> dict[str, bool]:
     """``"W1A32"`` -> ``{"weights": True, "activations": False}`` (the papers' W/A notation)."""
-    import re
-
     match = re.fullmatch(r"[Ww](1|32)[Aa](1|32)", label.strip())
     if not match:
         raise SpecError(f"binarization label {label!r} is not one of W1A1, W1A32, W32A1, W32A32")
@@ -214,8 +217,6 @@ class SweepSpec:
             groups.append({"name": group.get("name"), "set": dict(group.get("set") or {}),
                            "axes": dict(group.get("axes") or {})})
         tuner = config.get("tuner", "grid")
-        from lqbench.tuning import TUNERS
-
         if tuner not in TUNERS:
             raise SpecError(f"{source}: tuner: unknown value {tuner!r}; allowed: {', '.join(TUNERS)}")
         sweep = cls(name=config.get("name", base.name), base=base, groups=groups, tune=bool(config.get("tune", False)),
@@ -238,10 +239,6 @@ class SweepSpec:
         return config
 
     def to_toml(self) -> str:
-        import tomli_w
-
-        from lqbench.spec import _drop_none
-
         return tomli_w.dumps(_drop_none(self.to_dict()))
 
     @classmethod
@@ -301,8 +298,6 @@ class SweepResult:
 
 def finished_result(directory: str | os.PathLike):
     """The `RunResult` in ``directory/result.json`` if it exists and parses, else None."""
-    from lqbench.experiment import RunResult
-
     path = pathlib.Path(directory) / RESULT
     if not path.is_file():
         return None
@@ -348,8 +343,6 @@ def run_once(
     ``"trained"`` (run now: ok or failed) or ``"busy"`` (another process holds the run;
     ``result`` is None). Exceptions become failed results; KeyboardInterrupt propagates.
     """
-    from lqbench import experiment
-
     directory = experiment.run_dir(spec, seed, results_dir)
     done = finished_result(directory)
     if done is not None and (done.status == "ok" or not retry_failed):
@@ -378,8 +371,6 @@ def _clear(directory: pathlib.Path, keep_backup: bool) -> None:
 
 
 def _run_guarded(spec, seed, results_dir, directory: pathlib.Path, runner: Runner, run_kwargs):
-    from lqbench.experiment import RunResult
-
     try:
         result = runner(spec, seed, results_dir, **run_kwargs)
     except Exception as error:  # noqa: BLE001 - every failure of one run is recorded, the sweep goes on
@@ -398,12 +389,8 @@ def _run_guarded(spec, seed, results_dir, directory: pathlib.Path, runner: Runne
 
 
 def _reset_keras() -> None:
-    import sys
-
     if "tensorflow" in sys.modules:
-        import tensorflow as tf
-
-        tf.keras.backend.clear_session()
+        sys.modules["tensorflow"].keras.backend.clear_session()
 
 
 def _append_index(results_dir, directory: pathlib.Path, result, recovered: bool = False) -> None:
@@ -471,12 +458,10 @@ def sweep(
             if (spec.name, spec.key(), seed) not in seen:
                 seen.add((spec.name, spec.key(), seed))
                 pairs.append((spec, seed))
-    from lqbench.experiment import run_dir
-
     indexed = {entry.get("path") for entry in load_index(results_dir)}
     outcome = SweepResult(results=[], trained=[], reused=[], busy=[])
     for i, (spec, seed) in enumerate(pairs, 1):
-        folder = str(run_dir(spec, seed, results_dir).relative_to(results_dir))
+        folder = str(experiment.run_dir(spec, seed, results_dir).relative_to(results_dir))
         result, what = run_once(spec, seed, results_dir, runner=runner, retry_failed=retry_failed,
                                 resume_partial=resume_partial, run_kwargs=run_kwargs)
         if what == "reused" and folder not in indexed:  # killed between result.json and the index line
@@ -497,32 +482,3 @@ def _describe(result, what: str) -> str:
         return f"{prefix}: FAILED: {result.error}"
     accuracy = result.test_accuracy_best_val if result.test_accuracy_best_val is not None else result.test_accuracy
     return f"{prefix}: test accuracy {accuracy:.4f}" if accuracy is not None else prefix
-
-
-def tune_each(
-    specs: Sequence[ExperimentSpec],
-    results_dir: str | os.PathLike,
-    tuner: str = "grid",
-    max_trials: int | None = None,
-    log: Callable[[str], None] | None = print,
-    **search_kwargs,
-) -> SweepResult:
-    """Paper 000's protocol over a sweep: grid-search every spec (trials in
-    ``results_dir/_search/<name>-<key>``), then run its best configuration for the spec's
-    seeds into ``results_dir`` (where `lqbench.report` finds them). Resumable like `sweep`."""
-    from lqbench import tuning
-
-    results_dir = pathlib.Path(results_dir)
-    outcome = SweepResult(results=[], trained=[], reused=[], busy=[])
-    for i, spec in enumerate(specs, 1):
-        found = tuning.search(spec, results_dir / "_search" / f"{spec.name}-{spec.key()}", tuner=tuner,
-                              max_trials=max_trials, final_seeds=len(spec.seeds), final_dir=results_dir,
-                              **search_kwargs)
-        if log:
-            log(f"[{i}/{len(specs)}] {spec.name}: {found.summary_line()}")
-        if found.final is not None:
-            outcome.results += found.final.results
-            outcome.trained += found.final.trained
-            outcome.reused += found.final.reused
-            outcome.busy += found.final.busy
-    return outcome

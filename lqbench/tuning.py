@@ -53,12 +53,14 @@ import math
 import os
 import pathlib
 import shutil
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import keras_tuner as kt
+from keras_tuner import config as kt_config
 from keras_tuner.distribute import utils as dist_utils
 
-from lqbench import report, storage
+from lqbench import experiment, storage, sweep
+from lqbench.results import mean_std
 from lqbench.spec import DEFAULT_GRIDS, OBJECTIVES, TUNERS, ExperimentSpec, SpecError
 
 #: Search strategies: name -> KerasTuner tuner class (subclassed below).
@@ -126,8 +128,6 @@ class _SpecTrials:
         super().__init__(**tuner_kwargs)
 
     def run_trial(self, trial, *args, **kwargs):
-        from lqbench import sweep
-
         point = point_from_hyperparameters(trial.hyperparameters.values, self.grid)
         spec = self.spec.with_values(point)
         result, what = sweep.run_once(spec, spec.seeds[0], self.trials_dir, runner=self.runner,
@@ -195,7 +195,7 @@ class SearchResult:
         return list(self.final.results) if self.final is not None else []
 
     def _stat(self, metric: str):
-        return report.mean_std(getattr(r, metric) for r in self.final_results if r.status == "ok")
+        return mean_std(getattr(r, metric) for r in self.final_results if r.status == "ok")
 
     @property
     def test_accuracy_mean(self) -> float | None:
@@ -297,8 +297,6 @@ def search(
             run (default `lqbench.experiment.run`; see `lqbench.sweep.sweep`).
         **run_kwargs: passed to `lqbench.experiment.run` (e.g. ``save_model=False``).
     """
-    from lqbench import sweep
-
     if tuner not in TUNERS:
         raise SpecError(f"tuner: unknown value {tuner!r}; allowed: {', '.join(TUNERS)}")
     if objective not in OBJECTIVES:
@@ -343,8 +341,6 @@ def search(
     instance = tuner_cls(spec=spec, grid=grid, trials_dir=trials_dir, objective_name=objective,
                          run_kwargs=run_kwargs, runner=runner, **options)
     if role != "chief":
-        from keras_tuner import config as kt_config
-
         debug, kt_config.DEBUG = kt_config.DEBUG, bool(verbose)  # KerasTuner prints failed trials' tracebacks
         try:
             instance.search(verbose=1 if verbose else 0)
@@ -390,8 +386,6 @@ def search(
 def _reuse_trial_run(trial_spec: ExperimentSpec, seed: int, trials_dir: pathlib.Path,
                      final_spec: ExperimentSpec, final_dir: pathlib.Path) -> None:
     """Copy the best trial's run into the final folder when it is the same configuration and seed."""
-    from lqbench import experiment, sweep
-
     if seed not in final_spec.seeds or trial_spec.key() != final_spec.key() or trial_spec.name != final_spec.name:
         return
     source = experiment.run_dir(trial_spec, seed, trials_dir)
@@ -407,3 +401,30 @@ def _reuse_trial_run(trial_spec: ExperimentSpec, seed: int, trials_dir: pathlib.
     found.model_path = str(target / "model.keras") if found.model_path else None
     found.log_dir = str(target / "logs") if found.log_dir else None
     found.save(target / sweep.RESULT)
+
+
+def tune_each(
+    specs: Sequence[ExperimentSpec],
+    results_dir: str | os.PathLike,
+    tuner: str = "grid",
+    max_trials: int | None = None,
+    log: Callable[[str], None] | None = print,
+    **search_kwargs,
+) -> sweep.SweepResult:
+    """Paper 000's protocol over a sweep: grid-search every spec (trials in
+    ``results_dir/_search/<name>-<key>``), then run its best configuration for the spec's
+    seeds into ``results_dir`` (where `lqbench.report` finds them). Resumable like `sweep`."""
+    results_dir = pathlib.Path(results_dir)
+    outcome = sweep.SweepResult(results=[], trained=[], reused=[], busy=[])
+    for i, spec in enumerate(specs, 1):
+        found = search(spec, results_dir / "_search" / f"{spec.name}-{spec.key()}", tuner=tuner,
+                              max_trials=max_trials, final_seeds=len(spec.seeds), final_dir=results_dir,
+                              **search_kwargs)
+        if log:
+            log(f"[{i}/{len(specs)}] {spec.name}: {found.summary_line()}")
+        if found.final is not None:
+            outcome.results += found.final.results
+            outcome.trained += found.final.trained
+            outcome.reused += found.final.reused
+            outcome.busy += found.final.busy
+    return outcome

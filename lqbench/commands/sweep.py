@@ -14,6 +14,7 @@ experiment = lazy_module("lqbench.experiment")
 presets = lazy_module("lqbench.presets")
 storage = lazy_module("lqbench.storage")
 sweep = lazy_module("lqbench.sweep")
+tuning = lazy_module("lqbench.tuning")
 
 
 def register(subparsers) -> None:
@@ -92,7 +93,7 @@ def run(args) -> int:
     if strategy is not None:
         kwargs["strategy"] = strategy
     if args.tune or sweep_spec.tune:
-        outcome = sweep.tune_each(specs, output, tuner=sweep_spec.tuner, max_trials=sweep_spec.max_trials, **kwargs)
+        outcome = tuning.tune_each(specs, output, tuner=sweep_spec.tuner, max_trials=sweep_spec.max_trials, **kwargs)
     else:
         outcome = sweep.sweep(specs, output, retry_failed=args.retry_failed, resume_partial=args.resume_partial,
                               **kwargs)

@@ -622,10 +622,8 @@ def load(
         if raw.num_images() * int(np.prod(shape)) <= _memory_budget():
             raw = _materialise(raw, shape, _hint(spec, _data_dir(data_dir)))
         else:
-            from lqbench.data.formats import decode_resize
-
             from_files = raw.from_files
-            decode = lambda item: decode_resize(item, from_files, shape)  # noqa: E731
+            decode = lambda item: formats.decode_resize(item, from_files, shape)  # noqa: E731
     data, labels = _split(raw, split, seed)
     return make_dataset(
         data,

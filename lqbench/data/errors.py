@@ -1,7 +1,9 @@
 """The one exception of `lqbench.data`."""
 
+from lqbench.errors import LqbenchError
 
-class DataError(Exception):
+
+class DataError(LqbenchError):
     """A dataset is missing or corrupt.
 
     The message is one line: the file (or folder), what is wrong with it, and how to obtain

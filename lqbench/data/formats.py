@@ -25,7 +25,10 @@ import zlib
 
 import numpy as np
 
+from lqbench._lazy import lazy_module
 from lqbench.data.errors import DataError
+
+tf = lazy_module("tensorflow")
 
 IDX_IMAGES_MAGIC = 2051
 IDX_LABELS_MAGIC = 2049
@@ -346,8 +349,6 @@ def read_file_list(list_file: pathlib.Path, images_root: pathlib.Path, class_nam
 
 def first_image_shape(path: str, hint: str) -> tuple[int, int, int]:
     """(H, W, C) of one image, with C = 1 for grayscale and 3 otherwise."""
-    import tensorflow as tf
-
     try:
         image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
@@ -364,8 +365,6 @@ def decode_images(
     ``items`` are file paths (``from_files``) or encoded image bytes. Decoding runs in a
     parallel tf.data map; when an image fails, a sequential pass finds it and names it.
     """
-    import tensorflow as tf
-
     out = np.empty((len(items),) + tuple(shape), np.uint8)
     ds = tf.data.Dataset.from_tensor_slices(items).map(
         lambda item: decode_resize(item, from_files, shape), num_parallel_calls=tf.data.AUTOTUNE
@@ -389,8 +388,6 @@ def decode_images(
 
 def decode_resize(item, from_files: bool, shape: tuple[int, int, int]):
     """One encoded image (path or bytes) -> uint8 tensor of ``shape`` (bilinear resize)."""
-    import tensorflow as tf
-
     contents = tf.io.read_file(item) if from_files else item
     image = tf.io.decode_image(contents, channels=shape[2], expand_animations=False)
     image = tf.ensure_shape(image, [None, None, shape[2]])

@@ -27,6 +27,11 @@ or ``lqbench sweep small-digits-algorithms --output results/small``.
 from __future__ import annotations
 
 import pathlib
+import tomllib
+
+from lqbench.errors import ConfigValueError
+from lqbench.spec import ExperimentSpec
+from lqbench.sweep import SweepSpec
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -40,22 +45,17 @@ def path(name: str) -> pathlib.Path:
     """The TOML file of preset ``name``."""
     file = HERE / f"{name}.toml"
     if not file.is_file():
-        raise ValueError(f"unknown preset {name!r}; available: {', '.join(available())}")
+        raise ConfigValueError(f"unknown preset {name!r}; available: {', '.join(available())}")
     return file
 
 
 def is_sweep(name: str) -> bool:
     """Whether preset ``name`` is a sweep file (has a ``[base]`` table) rather than one spec."""
-    import tomllib
-
     return "base" in tomllib.loads(path(name).read_text())
 
 
 def load(name: str):
     """Preset ``name``: an `lqbench.ExperimentSpec`, or an `lqbench.sweep.SweepSpec` for sweeps."""
-    from lqbench.spec import ExperimentSpec
-    from lqbench.sweep import SweepSpec
-
     if is_sweep(name):
         return SweepSpec.load(path(name))
     return ExperimentSpec.load(path(name))
