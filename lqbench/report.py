@@ -82,7 +82,7 @@ METRIC_FORMATS = {
 _NOT_CONFIG = {"name", "seeds", "grid", "data_dir"}
 
 #: Preferred table axes, most specific first.
-_COLUMN_KEYS = ("algorithm", "optimizer", "binarization.activation_estimator", "binarization.weight_estimator",
+_COLUMN_KEYS = ("algorithm", "method", "binarization.activation_estimator", "binarization.weight_estimator",
                 "binarization", "post_training_binarization")
 _ROW_KEYS = ("model", "dataset", "binarization")
 
@@ -160,7 +160,7 @@ def _flatten(spec: dict, prefix: str = "") -> dict[str, Any]:
     for key, value in spec.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict) and value and key in ("binarization", "model_args", "algorithm_args",
-                                                         "optimizer_args"):
+                                                         "method_args"):
             flat.update(_flatten(value, name + "."))
         else:
             flat[name] = value
@@ -355,7 +355,7 @@ def _label(key: str, value: Any) -> str:
     if isinstance(value, bool):
         short = key.rsplit(".", 1)[-1].replace("_", " ")
         return short if value else f"no {short}"
-    if key in ("algorithm", "model", "dataset", "optimizer", "binarization") or key.endswith("estimator"):
+    if key in ("algorithm", "model", "dataset", "method", "binarization") or key.endswith("estimator"):
         return str(value)
     return f"{key.rsplit('.', 1)[-1]}={value}"
 
@@ -481,7 +481,7 @@ def _save(fig, path) -> pathlib.Path:
 
 
 # ---------------------------------------------------------------------------- TensorBoard HParams
-HPARAM_FIELDS = ("dataset", "model", "algorithm", "optimizer", "learning_rate", "weight_decay", "epochs",
+HPARAM_FIELDS = ("dataset", "model", "algorithm", "method", "learning_rate", "weight_decay", "epochs",
                  "batch_size", "binarization", "binarization.weight_estimator", "binarization.activation_estimator",
                  "skip_connections", "augment", "post_training_binarization", "seed")
 HPARAM_METRICS = ("test_accuracy_best_val", "test_accuracy", "best_val_accuracy", "wall_time_s",
@@ -491,7 +491,7 @@ HPARAM_METRICS = ("test_accuracy_best_val", "test_accuracy", "best_val_accuracy"
 def run_hparams(result: RunResult) -> dict[str, bool | int | float | str]:
     """The hyperparameters of one run for TensorBoard's HParams dashboard (scalars only)."""
     values = {}
-    keys = list(HPARAM_FIELDS) + [f"{t}.{k}" for t in ("model_args", "algorithm_args", "optimizer_args")
+    keys = list(HPARAM_FIELDS) + [f"{t}.{k}" for t in ("model_args", "algorithm_args", "method_args")
                                   for k in (result.spec.get(t) or {})]
     for key in keys:
         value = field_value(result, key)

@@ -206,6 +206,8 @@ class ExperimentSpec:
             method, fixed = LEGACY_OPTIMIZERS.get(optimizer, (optimizer, {}))
             self.method = method
             self.method_args = {**fixed, **dict(self.method_args or {})}
+            if fixed and self.method_args.get("optimizer", fixed.get("optimizer")) != fixed.get("optimizer"):
+                self.method_args.update(fixed)
         if optimizer_args is not None:
             if not isinstance(optimizer_args, dict):
                 raise SpecTypeError(f"optimizer_args: expected a table, got {optimizer_args!r}")
@@ -285,7 +287,9 @@ class ExperimentSpec:
                 f"got {self.algorithm!r}")
 
     def _validate_grid(self) -> None:
-        fields = {f.name for f in dataclasses.fields(self)} - {"grid", "name", "seeds"}
+        fields = ({f.name for f in dataclasses.fields(self)} | {"optimizer"}) - {"grid", "name", "seeds"}
+        self.grid = {("method_args" + k[len("optimizer_args"):] if k.startswith("optimizer_args") else k): v
+                     for k, v in self.grid.items()}  # the earlier name of method_args
         for key, values in self.grid.items():
             root = key.split(".", 1)[0]
             if root not in fields:
@@ -300,8 +304,19 @@ class ExperimentSpec:
 
     # ------------------------------------------------------------------ variants
     def with_values(self, values: dict[str, Any]) -> "ExperimentSpec":
-        """A validated copy with ``values`` set (keys as in ``grid``; dotted keys merge into tables)."""
+        """A validated copy with ``values`` set (keys as in ``grid``; dotted keys merge into tables).
+
+        Changing ``method`` or ``algorithm`` to another name starts its ``*_args`` table from
+        that name's defaults unless ``values`` sets entries of the table too (the earlier
+        method's hyperparameters do not apply to the new one). The earlier keys ``optimizer``
+        and ``optimizer_args[.key]`` are read as ``method`` and ``method_args[.key]``.
+        """
+        values = _translate_legacy(values)
         config = self.to_dict()
+        for name, table in (("method", "method_args"), ("algorithm", "algorithm_args")):
+            touches_table = any(k == table or k.startswith(table + ".") for k in values)
+            if name in values and values[name] != config.get(name) and not touches_table:
+                config[table] = {}
         for key, value in values.items():
             if "." in key:
                 table, sub = key.split(".", 1)
@@ -390,6 +405,21 @@ def parse_value(text: str) -> Any:
         return tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
         return text
+
+
+def _translate_legacy(values: dict[str, Any]) -> dict[str, Any]:
+    """``optimizer`` / ``optimizer_args[.key]`` (earlier names) as ``method`` / ``method_args[.key]``."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == "optimizer" and isinstance(value, str):
+            method, fixed = LEGACY_OPTIMIZERS.get(value, (value, {}))
+            out["method"] = method
+            out.update({f"method_args.{k}": v for k, v in fixed.items()})
+        elif key == "optimizer_args" or key.startswith("optimizer_args."):
+            out["method_args" + key[len("optimizer_args"):]] = value
+        else:
+            out[key] = value
+    return out
 
 
 def _drop_none(value):

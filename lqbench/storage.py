@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from lqbench.errors import ConfigValueError
+
 
 def write_atomic(path: str | os.PathLike, text: str) -> pathlib.Path:
     """Write ``text`` to ``path`` so that readers see the old file or the whole new one.
@@ -48,7 +50,7 @@ def read_json(path: str | os.PathLike) -> Any:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: corrupt JSON ({error}); delete it to redo that run") from None
+        raise ConfigValueError(f"{path}: corrupt JSON ({error}); delete it to redo that run") from None
 
 
 def _jsonable(value):

@@ -88,7 +88,7 @@ LOCK = ".lock"
 
 _ABBREVIATIONS = {"learning_rate": "lr", "weight_decay": "wd", "batch_size": "bs", "epochs": "ep",
                   "skip_connections": "skips", "post_training_binarization": "ptb", "augment": "aug"}
-_NAME_FIELDS = ("dataset", "model", "algorithm", "optimizer", "schedule")
+_NAME_FIELDS = ("dataset", "model", "algorithm", "method", "schedule")
 
 
 # ---------------------------------------------------------------------------- expand
@@ -132,7 +132,7 @@ def _axis_values(base: ExperimentSpec, key: str, value: Any) -> dict[str, Any]:
         if isinstance(value, dict):
             return {f"binarization.{k}": v for k, v in value.items()}
         raise SpecError(f"axes: binarization value {value!r} must be a label like 'W1A1' or a table")
-    if key in ("model_args", "algorithm_args", "optimizer_args") and isinstance(value, dict):
+    if key in ("model_args", "algorithm_args", "method_args", "optimizer_args") and isinstance(value, dict):
         return {f"{key}.{k}": v for k, v in value.items()}
     return {key: value}
 
@@ -267,7 +267,7 @@ def _set_values(base: ExperimentSpec, values: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-_MERGED_TABLES = ("binarization", "model_args", "algorithm_args", "optimizer_args")
+_MERGED_TABLES = ("binarization", "model_args", "algorithm_args", "method_args", "optimizer_args")
 
 
 def load_specs(path: str | os.PathLike) -> list[ExperimentSpec]:

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from lqbench import continuous, recipes
+from lqbench.methods.cb import stage_epochs
 
 
 def test_pcf_forward_and_true_gradients_match_numpy():
@@ -46,10 +47,10 @@ def test_following_kind_and_stage_epochs():
     model = continuous.cnn((8, 8, 1), 3, architecture=("4C3", "MP2", "4C3", "8FC"))
     kinds = [continuous.following_kind(model, p) for p in continuous.pcf_layers(model)]
     assert kinds == ["pool", "fc", "fc"]
-    assert continuous.stage_epochs(10, 3, 0.4, 2.0) == [4, 3, 2, 1]
-    assert sum(continuous.stage_epochs(3, 3, 0.4, 2.0)) == 3
+    assert stage_epochs(10, 3, 0.4, 2.0) == [4, 3, 2, 1]
+    assert sum(stage_epochs(3, 3, 0.4, 2.0)) == 3
     with pytest.raises(ValueError, match="fewer than the 3 stages"):
-        continuous.stage_epochs(2, 3, 0.4, 2.0)
+        stage_epochs(2, 3, 0.4, 2.0)
 
 
 def test_cb_recipe_ends_with_sbaf_everywhere_and_freezes_early_layers():
@@ -66,7 +67,7 @@ def test_cb_recipe_ends_with_sbaf_everywhere_and_freezes_early_layers():
 
     history = recipes.fit(model, (x, y), epochs=6, optimizer="cb", learning_rate=1e-2, jit_compile=False,
                           verbose=0, callbacks=[Watch()],
-                          hparams={"batch_size": 32, "slope_lambdas": (1.0, 1.0, 1.0)})
+                          hparams={"batch_size": 32, "slope_lambdas": [1.0, 1.0, 1.0]})
     assert [p["name"] for p in history.phases] == ["pretrain", "stage1", "stage2", "stage3"]
     assert [flags for _, flags in seen] == [[False] * 3, [False] * 3, [True, False, False], [True, True, False]]
     # dense1 is frozen from stage 2 on (it precedes activation 1, which is SBAF then)

@@ -43,7 +43,7 @@ def test_paper000_protocol():
     assert presets.load("paper000-imagenette").tune
     for spec in specs:
         assert (spec.dataset, spec.image_size, spec.epochs, spec.batch_size) == ("imagenette", [224, 224], 80, 128)
-        assert (spec.optimizer, spec.weight_decay, spec.seeds, spec.augment) == ("adam", 1e-5, [0, 1, 2, 3, 4], True)
+        assert (spec.method, spec.method_args, spec.weight_decay, spec.seeds, spec.augment) == ("ste", {}, 1e-5, [0, 1, 2, 3, 4], True)
         assert spec.grid == {} and spec.binarization.keep_first_last
     combos = {(s.model, s.algorithm, s.binarization.label, s.skip_connections) for s in specs}
     for model in ("vgg19", "mobilenet_v2", "mlp_mixer"):
@@ -63,22 +63,36 @@ def test_paper000_protocol():
 
 def test_paper001_to_003_settings():
     p001 = presets.specs("paper001-resnet20")
-    assert {(s.optimizer, s.dataset) for s in p001} == {(o, d) for o in ("ste", "bmd", "bop", "bnew")
+    assert {(s.method, s.dataset) for s in p001} == {(o, d) for o in ("ste", "bmd", "bop", "bnew")
                                                         for d in ("cifar10", "cifar100")}
     assert all(s.model == "resnet20" and s.binarization.activation_estimator == "approx_sign" for s in p001)
-    bmd = next(s for s in p001 if s.optimizer == "bmd")
-    assert bmd.grid["optimizer_args.rho"] == [1.003, 1.01, 1.03, 1.1, 1.3]
+    bmd = next(s for s in p001 if s.method == "bmd")
+    assert bmd.grid["method_args.rho"] == [1.003, 1.01, 1.03, 1.1, 1.3]
     p002 = _by_name("paper002-mnist")
     assert {s.model_args["hidden_units"] == [2048, 2048, 2048] for s in p002.values()} == {True}
-    assert {n: (s.optimizer, s.binarization.label) for n, s in p002.items()} == {
-        "p002-mnist-fp": ("sgd", "W32A32"), "p002-mnist-ste": ("adam", "W32A1"), "p002-mnist-cb": ("cb", "W32A32")}
+    assert {n: (s.method, s.method_args.get("optimizer"), s.binarization.label) for n, s in p002.items()} == {
+        "p002-mnist-fp": ("ste", "sgd", "W32A32"), "p002-mnist-ste": ("ste", None, "W32A1"),
+        "p002-mnist-cb": ("cb", None, "W32A32")}
     p003 = presets.specs("paper003-base-cnn")
     table1 = [s for s in p003 if s.model_args == {"binarize_dense": False}]
     estimators = {(s.binarization.label, s.binarization.weight_estimator) for s in table1 if
                   not s.post_training_binarization and not s.binarization.is_full_precision}
     assert estimators == {(l, e) for l in ("W1A32", "W1A1") for e in ("ste", "approx_sign", "tanh", "cosh2", "gumbel")}
     assert any(s.post_training_binarization for s in p003) and any(s.binarization.is_full_precision for s in p003)
-    assert all((s.optimizer, s.weight_decay, s.schedule, s.epochs) == ("sgd", 1e-4, "cosine", 300) for s in p003)
+    assert all((s.method, s.method_args["optimizer"], s.weight_decay, s.schedule, s.epochs) == ("ste", "sgd", 1e-4, "cosine", 300)
+               for s in p003)
     assert all(not s.binarization.keep_first_last for s in p003)
     vgg = presets.specs("paper003-vgg-small")
     assert {s.binarization.weight_estimator for s in vgg} == {"ede", "tanh", "ste", "gumbel", "cosh2", "approx_sign"}
+
+
+def test_paper001_presets_follow_the_authors_code():
+    """#14 items 4 and 13: BNEW's code-form lambda (reg 1e-4, no lambda_rate), its 200 + 980 + 20 epoch
+    phases with the decayed Adam continued; Bop's gamma decayed linearly to 0; BMD freezes the last 2%."""
+    from lqbench import methods
+    p001 = {s.method: s for s in presets.specs("paper001-resnet20") if s.dataset == "cifar10"}
+    bnew = methods.get("bnew", **p001["bnew"].method_args)
+    assert bnew.lambda_rate is None and bnew.reg == 1e-4 and bnew.finetune_optimizer == "continue"
+    assert bnew.epochs_of(1200) == [200, 980, 20]
+    assert methods.get("bop", **p001["bop"].method_args).gamma_schedule == "linear"
+    assert methods.get("bmd", **p001["bmd"].method_args).finetune_fraction == 0.02

@@ -46,6 +46,7 @@ from lqbench.data import formats
 from lqbench.data.errors import DataError
 from lqbench.data.pipeline import Preprocessing, make_dataset
 from lqbench.data.splits import TEST_SEED, TEST_TAG, VAL_TAG, stratified_holdout
+from lqbench.errors import ConfigValueError
 
 SPLITS = ("train", "val", "test")
 VAL_FRACTION = 0.1
@@ -225,18 +226,18 @@ def _memory_budget() -> int:
 
 def _spec(name: str) -> _Spec:
     if not isinstance(name, str):
-        raise ValueError(f"dataset name must be a string, got {name!r}")
+        raise ConfigValueError(f"dataset name must be a string, got {name!r}")
     if name.startswith(FOLDER_PREFIX):
         path = name[len(FOLDER_PREFIX):]
         if not path:
-            raise ValueError("dataset 'folder:': empty PATH; use 'folder:/path/to/root'")
+            raise ConfigValueError("dataset 'folder:': empty PATH; use 'folder:/path/to/root'")
         return _Spec(
             name, (0, 0, 0), 0, None, _IMAGENET, (0, 0), None,
             hint=f"expected {path}/<class>/<image> or {path}/{{train,test}}/<class>/<image> "
                  "with JPEG/PNG/GIF/BMP images",
         )
     if name not in _SPECS:
-        raise ValueError(
+        raise ConfigValueError(
             f"unknown dataset {name!r}; available: {', '.join(available())}, or 'folder:PATH'"
         )
     return _SPECS[name]
@@ -502,11 +503,11 @@ def _split_sizes(n_train_official: int, n_test_official: int | None) -> dict:
 
 def _check_args(split, seed, batch_size=1, image_size=None):
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
+        raise ConfigValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        raise ConfigValueError(f"seed must be a non-negative int, got {seed!r}")
     if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        raise ConfigValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if image_size is not None:
         ok = (
             isinstance(image_size, (tuple, list))
@@ -514,7 +515,7 @@ def _check_args(split, seed, batch_size=1, image_size=None):
             and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in image_size)
         )
         if not ok:
-            raise ValueError(f"image_size must be (height, width) positive ints or None, got {image_size!r}")
+            raise ConfigValueError(f"image_size must be (height, width) positive ints or None, got {image_size!r}")
 
 
 def info(name: str, data_dir=None) -> DatasetInfo:

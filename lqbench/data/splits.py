@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lqbench.errors import ConfigValueError
+
 #: tags of the seed streams (arbitrary fixed constants).
 VAL_TAG = 0x76616C  # "val": the validation split, drawn with the user's ``seed``
 TEST_TAG = 0x74657374  # "test": the fixed test split of single-split datasets
@@ -37,11 +39,11 @@ def stratified_holdout(
     """
     labels = np.asarray(labels)
     if labels.ndim != 1:
-        raise ValueError(f"stratified_holdout: labels must be 1-D, got shape {labels.shape}")
+        raise ConfigValueError(f"stratified_holdout: labels must be 1-D, got shape {labels.shape}")
     if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"stratified_holdout: fraction {fraction} is not in [0, 1)")
+        raise ConfigValueError(f"stratified_holdout: fraction {fraction} is not in [0, 1)")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"stratified_holdout: seed must be a non-negative int, got {seed!r}")
+        raise ConfigValueError(f"stratified_holdout: seed must be a non-negative int, got {seed!r}")
     n = labels.shape[0]
     classes, counts = np.unique(labels, return_counts=True)
     total = int(np.floor(fraction * n + 0.5))

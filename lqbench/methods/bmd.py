@@ -20,7 +20,7 @@ import math
 import larq as lq
 import tensorflow as tf
 
-from lqbench.callbacks import set_hyper
+from lqbench.callbacks import FinalizeBinaryKernels, set_hyper
 from lqbench.hparams import Hparam
 from lqbench.methods.base import Method
 from lqbench.optimizers import BMD as BMDRule
@@ -125,4 +125,5 @@ class BMD(Method):
 
     def callbacks(self, epochs: int):
         finetune = int(epochs) - int(round(self.finetune_fraction * epochs))
-        return [BMDSchedule(self.rho, self.interval, finetune_epoch=finetune if finetune < epochs else None)]
+        return [BMDSchedule(self.rho, self.interval, finetune_epoch=finetune if finetune < epochs else None),
+                FinalizeBinaryKernels()]

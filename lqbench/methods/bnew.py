@@ -41,7 +41,7 @@ import math
 import larq as lq
 import tensorflow as tf
 
-from lqbench.callbacks import find_optimizer, get_hyper, set_hyper
+from lqbench.callbacks import FinalizeBinaryKernels, find_optimizer, get_hyper, set_hyper
 from lqbench.hparams import Hparam
 from lqbench.methods.base import Method, Phase, split_epochs
 from lqbench.optimizers import BNEW as BNEWRule
@@ -154,9 +154,10 @@ class BNEW(Method):
         _common.restore_kernel_quantizers(model)
 
     def callbacks(self, epochs: int):
-        """BNEW in one ``fit`` (no best-epoch restore between phases; `phases` has it)."""
+        """BNEW in one ``fit`` (no best-epoch restore between phases; `phases` has it), kernels \\(\\pm 1\\) at the end."""
         e1, e2, e3 = self.epochs_of(epochs)
-        return [BNEWPhases(e1, e2, reg=self.reg, lambda_rate=self.lambda_rate, lambda_epochs=e2 + e3)]
+        return [BNEWPhases(e1, e2, reg=self.reg, lambda_rate=self.lambda_rate, lambda_epochs=e2 + e3),
+                FinalizeBinaryKernels()]
 
     def phases(self, epochs: int, model=None) -> list[Phase]:
         e1, e2, e3 = self.epochs_of(epochs)

@@ -21,7 +21,7 @@ import math
 import larq as lq
 import tensorflow as tf
 
-from lqbench.callbacks import find_optimizer, get_hyper, set_hyper
+from lqbench.callbacks import FinalizeBinaryKernels, find_optimizer, get_hyper, set_hyper
 from lqbench.hparams import Hparam
 from lqbench.methods.base import Method
 from lqbench.optimizers import Adam, RealKernel, _common
@@ -91,4 +91,5 @@ class ProxQuant(Method):
 
     def callbacks(self, epochs: int):
         freeze = int(round(self.freeze_fraction * epochs))
-        return [ProxQuantSchedule(self.reg_rate, freeze_epoch=freeze if freeze < epochs else None)]
+        return [ProxQuantSchedule(self.reg_rate, freeze_epoch=freeze if freeze < epochs else None),
+                FinalizeBinaryKernels()]

@@ -41,7 +41,7 @@ from lqbench.optimizers._common import (
 from lqbench.optimizers.adam import Adam
 from lqbench.optimizers.bmd import BMD, MirrorTanh
 from lqbench.optimizers.bnew import BNEW
-from lqbench.optimizers.bop import Bop2
+from lqbench.optimizers.bop import Bop2, check_bop_hypers
 from lqbench.optimizers.frozen import Frozen
 from lqbench.optimizers.proxquant import ProxQuant
 from lqbench.optimizers.sgd import SGD
@@ -85,7 +85,8 @@ def _binary(rule):
 _FACTORIES = {
     "adam": lambda learning_rate=1e-3, weight_decay=0.0, **h: Adam(learning_rate, weight_decay=weight_decay, **h),
     "sgd": lambda learning_rate=1e-2, weight_decay=0.0, **h: SGD(learning_rate, weight_decay=weight_decay, **h),
-    "bop": _binary(lambda lr, threshold=1e-8, gamma=1e-4: lq.optimizers.Bop(threshold=threshold, gamma=gamma)),
+    "bop": _binary(lambda lr, threshold=1e-8, gamma=1e-4: (check_bop_hypers("bop", threshold, gamma)
+                                                            or lq.optimizers.Bop(threshold=threshold, gamma=gamma))),
     "bop2": _binary(lambda lr, **h: Bop2(**h)),
     "bnew": _binary(lambda lr, **h: BNEW(lr, **h)),
     "proxquant": _binary(lambda lr, **h: ProxQuant(lr, **h)),
