@@ -98,7 +98,11 @@ class Hparam:
             if self.length is not None and len(value) != self.length:
                 raise ConfigValueError(f"{label}={value!r} must have exactly {self.length} element(s)")
             scalar = "float" if self.kind == "floats" else "int"
-            return [self._check_scalar(v, label, scalar) for v in value]
+            element = f"{label}={value!r}: element"
+            try:
+                return [self._check_scalar(v, element, scalar) for v in value]
+            except (ConfigTypeError, ConfigValueError) as error:
+                raise type(error)(str(error).replace(f"{element}=", f"{element} ", 1)) from None
         return self._check_scalar(value, label, self.kind)
 
     def _type_text(self) -> str:
@@ -190,8 +194,10 @@ def from_signature(function, skip: Iterable[str] = ()) -> tuple[Hparam, ...]:
     out = []
     for p in inspect.signature(function).parameters.values():
         if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in skip:
-            annotation = p.annotation if p.annotation is not inspect.Parameter.empty else "any"
-            out.append(from_annotation(p.name, annotation, p.default))
+            if p.annotation is inspect.Parameter.empty:
+                out.append(from_defaults({p.name: p.default})[0])
+            else:
+                out.append(from_annotation(p.name, p.annotation, p.default))
     return tuple(out)
 
 

@@ -66,7 +66,8 @@ methods = lazy_module("lqbench.methods")
 models = lazy_module("lqbench.models")
 tomli_w = lazy_module("tomli_w")
 
-__all__ = ["DEFAULT_GRIDS", "DEFAULT_MODEL_ARGS", "OBJECTIVES", "TUNERS", "ExperimentSpec", "SpecError", "SpecTypeError",
+__all__ = ["DEFAULT_GRIDS", "DEFAULT_MODEL_ARGS", "OBJECTIVES", "TUNERS", "ExperimentSpec", "SpecError",
+           "SpecIncompatibleError", "SpecTypeError",
            "parse_toml", "parse_value"]
 
 
@@ -76,6 +77,10 @@ class SpecError(ConfigValueError):
 
 class SpecTypeError(SpecError, TypeError):
     """A spec field or hyperparameter of the wrong type."""
+
+
+class SpecIncompatibleError(SpecError, IncompatibleError):
+    """Two spec settings that cannot be combined."""
 
 
 #: Hyperparameter grids of the seed papers, used by `lqbench tune` when a spec has no grid.
@@ -247,7 +252,8 @@ class ExperimentSpec:
                     raise SpecError("distillation: teacher is required (the path of a saved Keras model)")
                 if not pathlib.Path(config["teacher"]).exists():
                     raise SpecError(f"distillation: teacher {config['teacher']!r} does not exist")
-        self._validate_combinations()
+        with _field(None):
+            self._validate_combinations()
         self._validate_grid()
 
     def _validate_seeds(self) -> None:
@@ -433,7 +439,7 @@ def _drop_none(value):
 class _field:
     """Re-raise configuration errors inside the block as `SpecError`/`SpecTypeError` prefixed by the field."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str | None):
         self.name = name
 
     def __enter__(self):
@@ -444,8 +450,10 @@ class _field:
             return False
         if isinstance(error, (ConfigTypeError, ConfigValueError, TypeError, ValueError)):
             message = str(error.args[0]) if error.args else repr(error)
-            text = message if message.startswith(self.name) else f"{self.name}: {message}"
-            raise (SpecTypeError if isinstance(error, TypeError) else SpecError)(text) from None
+            text = message if self.name is None or message.startswith(self.name) else f"{self.name}: {message}"
+            kind = (SpecTypeError if isinstance(error, TypeError) else
+                    SpecIncompatibleError if isinstance(error, IncompatibleError) else SpecError)
+            raise kind(text) from None
         return False
 
 
