@@ -40,6 +40,8 @@ from typing import Any, Callable
 import larq as lq
 import tensorflow as tf
 
+from lqbench import walk
+
 __all__ = [
     "TanhSign",
     "Cosh2Sign",
@@ -311,23 +313,8 @@ def ede_parameters(epoch: int, total_epochs: int, t_min: float = 0.1, t_max: flo
 
 
 def quantizers_of(model: tf.keras.Model, cls: type) -> list:
-    """All quantizer instances of type ``cls`` used by the layers of ``model`` (recursively)."""
-    found = []
-    for layer in _walk_layers(model):
-        for attribute in ("input_quantizer", "kernel_quantizer", "depthwise_quantizer", "pointwise_quantizer"):
-            quantizer = getattr(layer, attribute, None)
-            if isinstance(quantizer, cls) and all(quantizer is not q for q in found):
-                found.append(quantizer)
-        if isinstance(layer, tf.keras.layers.Activation) and isinstance(layer.activation, cls):
-            found.append(layer.activation)
-    return found
-
-
-def _walk_layers(model):
-    for layer in getattr(model, "layers", []):
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _walk_layers(layer)
+    """All quantizer instances of type ``cls`` used by the layers of ``model`` (recursively; `lqbench.walk`)."""
+    return walk.quantizers(model, cls)
 
 
 @lq.utils.register_keras_custom_object

@@ -297,34 +297,64 @@ def search(
             run (default `lqbench.experiment.run`; see `lqbench.sweep.sweep`).
         **run_kwargs: passed to `lqbench.experiment.run` (e.g. ``save_model=False``).
     """
+    _check_search_arguments(tuner, objective, final_seeds, max_trials)
+    run_kwargs = {"verbose": verbose, **run_kwargs}
+    grid = search_grid(spec)
+    spec.with_values({"grid": grid})  # every grid value must give a valid spec
+    output = pathlib.Path(output_dir)
+    final_path = pathlib.Path(final_dir) if final_dir is not None else output / "final"
+    _prepare_folder(output, final_path if final_dir is None else None, overwrite)
+    role = "chief" if dist_utils.is_chief_oracle() else "worker" if dist_utils.has_chief_oracle() else "local"
+    instance = _make_tuner(spec, grid, output, tuner, objective, max_trials, run_kwargs, runner)
+    if role != "chief":  # the chief's constructor has served the oracle until the search ended
+        _run_trials(instance, verbose)
+    trials = _trial_table(instance, grid) if role != "worker" else []
+    best_values, best_score = _best_point(instance, grid)
+    seeds = final_seed_list(spec, final_seeds)
+    result = SearchResult(objective=objective, grid=grid, trials=trials, best_values=best_values,
+                          best_score=best_score, best_spec=None, final_seeds=seeds, role=role,
+                          output_dir=str(output))
+    if role == "worker":
+        return result
+    if best_values is None:
+        messages = [t["message"] for t in trials if t["message"]]
+        raise SearchError(f"every trial of the search failed; first error: {messages[0] if messages else 'unknown'}")
+    result.best_spec = spec.with_values({**best_values, "grid": {}, "seeds": seeds or [spec.seeds[0]]})
+    if seeds:
+        _reuse_trial_run(spec.with_values(best_values), spec.seeds[0], output / "_trials", result.best_spec,
+                         final_path)
+        result.final = sweep.sweep([result.best_spec], final_path, log=log, runner=runner, **run_kwargs)
+    storage.write_json(output / "search.json", result.to_dict())
+    return result
+
+
+def _check_search_arguments(tuner, objective, final_seeds, max_trials) -> None:
     if tuner not in TUNERS:
         raise SpecError(f"tuner: unknown value {tuner!r}; allowed: {', '.join(TUNERS)}")
     if objective not in OBJECTIVES:
         raise SpecError(f"objective: unknown value {objective!r}; allowed: {', '.join(OBJECTIVES)}")
-    if not (isinstance(final_seeds, int) and final_seeds >= 0):
+    if isinstance(final_seeds, bool) or not (isinstance(final_seeds, int) and final_seeds >= 0):
         raise SpecError(f"final_seeds: {final_seeds!r} must be a non-negative integer")
-    if max_trials is not None and not (isinstance(max_trials, int) and max_trials > 0):
+    if max_trials is not None and (isinstance(max_trials, bool) or not (isinstance(max_trials, int) and max_trials > 0)):
         raise SpecError(f"max_trials: {max_trials!r} must be a positive integer")
-    run_kwargs = {"verbose": verbose, **run_kwargs}
-    grid = search_grid(spec)
-    spec.with_values({"grid": grid})  # every grid value must give a valid spec
-    size = math.prod(len(v) for v in grid.values())
-    output = pathlib.Path(output_dir)
-    trials_dir = output / "_trials"
-    final_path = pathlib.Path(final_dir) if final_dir is not None else output / "final"
+
+
+def _prepare_folder(output: pathlib.Path, own_final: pathlib.Path | None, overwrite: bool) -> None:
+    """Create the search folder; with ``overwrite``, delete a previous search (and its own final runs)."""
     if overwrite:
-        for path in (output / "_tuner", trials_dir, output / "search.json") + ((final_path,) if final_dir is None else ()):
+        for path in (output / "_tuner", output / "_trials", output / "search.json") + ((own_final,) if own_final else ()):
             if path.is_dir():
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
     output.mkdir(parents=True, exist_ok=True)
 
-    role = "chief" if dist_utils.is_chief_oracle() else "worker" if dist_utils.has_chief_oracle() else "local"
-    objective_kt = kt.Objective(objective, direction=OBJECTIVES[objective])
-    tuner_cls = _TUNER_CLASSES[tuner]
+
+def _make_tuner(spec, grid, output: pathlib.Path, tuner: str, objective: str, max_trials, run_kwargs, runner):
+    """The KerasTuner tuner over ``grid`` (on the chief, its constructor serves the oracle until done)."""
+    size = math.prod(len(v) for v in grid.values())
     options = dict(
-        objective=objective_kt,
+        objective=kt.Objective(objective, direction=OBJECTIVES[objective]),
         max_trials=min(max_trials, size) if max_trials else size,
         hyperparameters=hyperparameters(grid),
         allow_new_entries=False,
@@ -337,18 +367,22 @@ def search(
     )
     if tuner != "grid":
         options["seed"] = spec.seeds[0]
-    # The chief's constructor serves the oracle until the search is over (KerasTuner), then returns.
-    instance = tuner_cls(spec=spec, grid=grid, trials_dir=trials_dir, objective_name=objective,
-                         run_kwargs=run_kwargs, runner=runner, **options)
-    if role != "chief":
-        debug, kt_config.DEBUG = kt_config.DEBUG, bool(verbose)  # KerasTuner prints failed trials' tracebacks
-        try:
-            instance.search(verbose=1 if verbose else 0)
-        finally:
-            kt_config.DEBUG = debug
+    return _TUNER_CLASSES[tuner](spec=spec, grid=grid, trials_dir=output / "_trials", objective_name=objective,
+                                 run_kwargs=run_kwargs, runner=runner, **options)
 
+
+def _run_trials(instance, verbose) -> None:
+    debug, kt_config.DEBUG = kt_config.DEBUG, bool(verbose)  # KerasTuner prints failed trials' tracebacks
+    try:
+        instance.search(verbose=1 if verbose else 0)
+    finally:
+        kt_config.DEBUG = debug
+
+
+def _trial_table(instance, grid) -> list[dict[str, Any]]:
+    """Every trial of the oracle: point, status, score and the last line of its error."""
     trials = []
-    for trial in sorted(instance.oracle.trials.values(), key=lambda t: t.trial_id) if role != "worker" else []:
+    for trial in sorted(instance.oracle.trials.values(), key=lambda t: t.trial_id):
         trials.append({
             "trial_id": trial.trial_id,
             "point": point_from_hyperparameters(trial.hyperparameters.values, grid) if trial.hyperparameters.values
@@ -357,30 +391,18 @@ def search(
             "score": trial.score,
             "message": (trial.message or "").strip().splitlines()[-1] if trial.message else None,
         })
-    best_values = best_score = best_spec = None
+    return trials
+
+
+def _best_point(instance, grid) -> tuple[dict | None, float | None]:
     try:
         best = instance.oracle.get_best_trials(1)
     except Exception:  # noqa: BLE001 - a worker whose chief has already gone
         best = []
     best = [t for t in best if t.status == kt.engine.trial.TrialStatus.COMPLETED and t.score is not None]
-    if best:
-        best_values = point_from_hyperparameters(best[0].hyperparameters.values, grid)
-        best_score = float(best[0].score)
-    seeds = final_seed_list(spec, final_seeds)
-    result = SearchResult(objective=objective, grid=grid, trials=trials, best_values=best_values,
-                          best_score=best_score, best_spec=None, final_seeds=seeds, role=role,
-                          output_dir=str(output))
-    if role == "worker":
-        return result
-    if best_values is None:
-        messages = [t["message"] for t in trials if t["message"]]
-        raise SearchError(f"every trial of the search failed; first error: {messages[0] if messages else 'unknown'}")
-    result.best_spec = spec.with_values({**best_values, "grid": {}, "seeds": seeds or [spec.seeds[0]]})
-    if seeds:
-        _reuse_trial_run(spec.with_values(best_values), spec.seeds[0], trials_dir, result.best_spec, final_path)
-        result.final = sweep.sweep([result.best_spec], final_path, log=log, runner=runner, **run_kwargs)
-    storage.write_json(output / "search.json", result.to_dict())
-    return result
+    if not best:
+        return None, None
+    return point_from_hyperparameters(best[0].hyperparameters.values, grid), float(best[0].score)
 
 
 def _reuse_trial_run(trial_spec: ExperimentSpec, seed: int, trials_dir: pathlib.Path,

@@ -13,47 +13,20 @@ predicate. Untagged variables fall back to the same rule read from Larq's
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import larq as lq
 import tensorflow as tf
 
 from lqbench.errors import ConfigTypeError, ConfigValueError, IncompatibleError
+from lqbench.walk import KERNEL_SLOTS, walk_layers
 
 Optimizer = tf.keras.optimizers.legacy.Optimizer
 Schedule = tf.keras.optimizers.schedules.LearningRateSchedule
 
-KERNEL_ATTRIBUTES = (
-    ("kernel_quantizer", "kernel"),
-    ("depthwise_quantizer", "depthwise_kernel"),
-    ("pointwise_quantizer", "pointwise_kernel"),
-)
+KERNEL_ATTRIBUTES = KERNEL_SLOTS  # (quantizer attribute, kernel attribute), from lqbench.walk
 _TAG = "_lqbench_binary"
 _SAVED = "_lqbench_saved_quantizers"
-
-
-# --------------------------------------------------------------------------------------
-# Model walking and binary kernels
-# --------------------------------------------------------------------------------------
-def walk_layers(model) -> Iterator[tf.keras.layers.Layer]:
-    """Every layer reachable from ``model`` (recursively, each once), wrappers' ``.model`` too.
-
-    Layers flagged ``_lqbench_skip`` (a distillation teacher) are not entered.
-    """
-    seen: set[int] = set()
-    stack = [model]
-    while stack:
-        layer = stack.pop()
-        if id(layer) in seen or getattr(layer, "_lqbench_skip", False):
-            continue
-        seen.add(id(layer))
-        if layer is not model:
-            yield layer
-        children = list(getattr(layer, "layers", []) or [])
-        inner = getattr(layer, "model", None)
-        if isinstance(inner, tf.keras.layers.Layer):
-            children.append(inner)
-        stack.extend(reversed(children))
 
 
 def _is_one_bit(quantizer) -> bool:
