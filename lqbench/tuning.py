@@ -1,6 +1,6 @@
 """Hyperparameter search over a spec's grid with KerasTuner, then the best configuration for N seeds.
 
-Paper 000's protocol (§4.2): for each configuration, grid-search the learning rate
+Paper 000's protocol (its section 4.2, see References): for each configuration, grid-search the learning rate
 ``mu in {1e-3, 1e-4, 1e-5}`` and the algorithm's own hyperparameter (HSIC ``gamma in {2, 20, 200}``,
 SigpropTL ``alpha in {1, 0.1, 0.01}``; `lqbench.spec.DEFAULT_GRIDS`), choosing the point with the
 highest validation accuracy, then re-run the chosen point for several seeds and report the
@@ -43,6 +43,14 @@ trials and return when the oracle has no more.
     found = tuning.search(spec, "results/search", final_seeds=3)
     print(found.best_values, found.test_accuracy_mean, found.test_accuracy_std)
     ```
+
+``tune_each`` applies the protocol to every configuration of a sweep (``lqbench sweep --tune``).
+
+# References
+- Paper 000 (binary training without backpropagation: BP, DFA, DRTP, HSIC, SigpropTL on
+  binarized VGG-19 / MobileNetV2 / MLP-Mixer), section 4.2 (grids, seeds); reference code:
+  https://github.com/BenCrulis/binary_nn_extended @212664d.
+- KerasTuner: https://keras.io/keras_tuner/ (``GridSearch``, distributed tuning).
 """
 from __future__ import annotations
 

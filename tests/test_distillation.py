@@ -60,6 +60,10 @@ def test_distiller_trains_student_towards_teacher_and_leaves_teacher_unchanged()
     assert set(np.unique(student.get_layer("h2").kernel.latent_variable.numpy())) <= {-1.0, 1.0}
 
 
-def test_bad_alpha():
-    with pytest.raises(ValueError, match="alpha=2"):
-        distillation.Distiller(_mlp(4, 0), _mlp(4, 0), alpha=2)
+def test_bad_weights():
+    with pytest.raises(ValueError, match="alpha=-1"):
+        distillation.Distiller(_mlp(4, 0), _mlp(4, 0), alpha=-1)
+    with pytest.raises(TypeError, match="ce_weight=True"):
+        distillation.Distiller(_mlp(4, 0), _mlp(4, 0), ce_weight=True)
+    with pytest.raises(ValueError, match="nothing to train on"):
+        distillation.Distiller(_mlp(4, 0), _mlp(4, 0), alpha=0.0)

@@ -72,12 +72,12 @@ def frozen_binary(learning_rate=1e-3, weight_decay: float = 0.0) -> lq.optimizer
     return case(Frozen(), Adam(learning_rate, weight_decay=weight_decay), name="case_frozen")
 
 
-def _binary(rule):
+def _binary(name: str, rule):
     """A factory of ``CaseOptimizer(rule(lr, **hparams) on binary kernels, Adam on the rest)``."""
 
     def factory(learning_rate=1e-3, weight_decay: float = 0.0, **hparams):
         return case(rule(learning_rate, **hparams), Adam(learning_rate, weight_decay=weight_decay),
-                    name=f"case_{rule.__name__.lower()}")
+                    name=f"case_{name}")
 
     return factory
 
@@ -85,12 +85,12 @@ def _binary(rule):
 _FACTORIES = {
     "adam": lambda learning_rate=1e-3, weight_decay=0.0, **h: Adam(learning_rate, weight_decay=weight_decay, **h),
     "sgd": lambda learning_rate=1e-2, weight_decay=0.0, **h: SGD(learning_rate, weight_decay=weight_decay, **h),
-    "bop": _binary(lambda lr, threshold=1e-8, gamma=1e-4: (check_bop_hypers("bop", threshold, gamma)
+    "bop": _binary("bop", lambda lr, threshold=1e-8, gamma=1e-4: (check_bop_hypers("bop", threshold, gamma)
                                                             or lq.optimizers.Bop(threshold=threshold, gamma=gamma))),
-    "bop2": _binary(lambda lr, **h: Bop2(**h)),
-    "bnew": _binary(lambda lr, **h: BNEW(lr, **h)),
-    "proxquant": _binary(lambda lr, **h: ProxQuant(lr, **h)),
-    "bmd": _binary(lambda lr, **h: BMD(lr, **h)),
+    "bop2": _binary("bop2", lambda lr, **h: Bop2(**h)),
+    "bnew": _binary("bnew", lambda lr, **h: BNEW(lr, **h)),
+    "proxquant": _binary("proxquant", lambda lr, **h: ProxQuant(lr, **h)),
+    "bmd": _binary("bmd", lambda lr, **h: BMD(lr, **h)),
     "frozen": lambda learning_rate=1e-3, weight_decay=0.0: frozen_binary(learning_rate, weight_decay),
 }
 

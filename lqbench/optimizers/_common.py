@@ -3,12 +3,10 @@ kernel-quantizer swaps and hyperparameter validation.
 
 A variable is a *binary kernel* when it is the kernel (``kernel``, ``depthwise_kernel`` or
 ``pointwise_kernel``) of a Larq layer whose matching quantizer (``kernel_quantizer``,
-``depthwise_quantizer``, ``pointwise_quantizer``) has ``precision == 1``. `mark_binary_kernels`
-tags those variables on a model (found by walking layers recursively, including the
-``.model`` of an `lqbench.algorithms` wrapper); `is_binary_kernel` is the `CaseOptimizer`
-predicate. Untagged variables fall back to the same rule read from Larq's
-`QuantizedVariable` (its quantizer's precision), so an optimizer still routes correctly when
-`prepare` was not called.
+``depthwise_quantizer``, ``pointwise_quantizer``) has ``precision == 1``: Larq's own marking,
+read from the `QuantizedVariable` by `is_binary_kernel` (the `CaseOptimizer` predicate) and
+from the layers (walked by `lqbench.walk.walk_layers`) by `binary_kernels`. No private flag is
+set on variables.
 """
 from __future__ import annotations
 
@@ -25,7 +23,6 @@ Optimizer = tf.keras.optimizers.legacy.Optimizer
 Schedule = tf.keras.optimizers.schedules.LearningRateSchedule
 
 KERNEL_ATTRIBUTES = KERNEL_SLOTS  # (quantizer attribute, kernel attribute), from lqbench.walk
-_TAG = "_lqbench_binary"
 _SAVED = "_lqbench_saved_quantizers"
 
 
@@ -60,30 +57,19 @@ def latent(var: tf.Variable) -> tf.Variable:
 
 
 def mark_binary_kernels(model) -> list[tf.Variable]:
-    """Tag every binary kernel of ``model`` (and untag the other trainable variables)."""
-    kernels = binary_kernels(model)
-    ids = {id(latent(v)) for v in kernels}
-    for var in getattr(model, "trainable_variables", []):
-        flag = id(latent(var)) in ids
-        for v in (var, latent(var)):
-            try:
-                setattr(v, _TAG, flag)
-            except AttributeError:  # pragma: no cover - exotic variable wrappers
-                pass
-    for var in kernels:
-        for v in (var, latent(var)):
-            setattr(v, _TAG, True)
-    return kernels
+    """The binary kernels of ``model`` (kept for compatibility: Larq's ``precision`` marks them)."""
+    return binary_kernels(model)
 
 
 def is_binary_kernel(var: tf.Variable) -> bool:
-    """`CaseOptimizer` predicate: ``var`` is a binary kernel (see module docstring)."""
-    tag = getattr(var, _TAG, None)
-    if tag is None:
-        tag = getattr(latent(var), _TAG, None)
-    if tag is not None:
-        return bool(tag)
-    return isinstance(var, lq.quantized_variable.QuantizedVariable) and _is_one_bit(var.quantizer)
+    """`CaseOptimizer` predicate through Larq's precision mechanism: ``var.precision == 1``.
+
+    A Larq `QuantizedVariable`'s ``precision`` is its quantizer's, so binary kernels are claimed
+    while they are quantized by a 1-bit quantizer, including the forward maps methods swap in
+    (`RealKernel`, `MirrorTanh`, both ``precision = 1``); the same rule as
+    `larq.optimizers.Bop.is_binary_variable`.
+    """
+    return getattr(var, "precision", None) == 1
 
 
 def require_binary_kernels(name: str, model) -> list[tf.Variable]:
