@@ -27,7 +27,7 @@ setup(
     description="Reference toolkit for training, comparing and deploying binary neural networks with Larq",
     long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
-    python_requires=">=3.11,<3.12",
+    python_requires=">=3.10,<3.13",
     packages=list(SUBPACKAGES),
     package_dir=SUBPACKAGES,
     package_data={"lqbench": ["presets/*.toml"]},
@@ -35,4 +35,10 @@ setup(
     extras_require={"test": ["pytest>=7.4"]},
     entry_points={"console_scripts": ["lqbench=lqbench.cli:main"]},
     license="Apache-2.0",
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+    ],
 )
