@@ -13,4 +13,8 @@ from lqbench.binarization import Binarization  # noqa: E402
 
 skip_autograph_for_tf_keras()
 
+from lqbench._keras_env import integral_seed_draws  # noqa: E402
+
+integral_seed_draws()  # seeded tf-keras initializers on Python 3.12
+
 __all__ = ["Binarization", "KerasVersionError", "__version__"]

@@ -33,9 +33,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
-import tomllib
 from typing import Any
 
+from lqbench._compat import tomllib
 from lqbench.binarization import Binarization
 
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import pathlib
-import tomllib
 from typing import Any
+
+from lqbench._compat import tomllib
 
 
 def register(subparsers) -> None:

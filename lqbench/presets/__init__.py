@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import pathlib
 
+from lqbench._compat import tomllib
+
 HERE = pathlib.Path(__file__).resolve().parent
 
 
@@ -46,8 +48,6 @@ def path(name: str) -> pathlib.Path:
 
 def is_sweep(name: str) -> bool:
     """Whether preset ``name`` is a sweep file (has a ``[base]`` table) rather than one spec."""
-    import tomllib
-
     return "base" in tomllib.loads(path(name).read_text())
 
 
