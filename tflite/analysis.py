@@ -321,15 +321,30 @@ def _feeds_sign(layer, depth: int = 4) -> bool:
 _RESHAPES = (tf.keras.layers.Flatten, tf.keras.layers.Reshape)
 
 
-def _signed_by(layer, depth: int = 4):
-    """The sign-taking layer that is ``layer``'s only consumer, through Flatten/Reshape layers (or None)."""
+def _keeps_channels(layer) -> bool:
+    """A Flatten/Reshape whose output keeps the input's last (channel) dimension, e.g. (1, 1, C) -> (C,)."""
+    try:
+        return isinstance(layer, _RESHAPES) and layer.input_shape[-1] == layer.output_shape[-1]
+    except (AttributeError, RuntimeError, ValueError):
+        return False
+
+
+def _signed_by(layer, depth: int = 4, channel_reshapes_only: bool = False):
+    """The sign-taking layer that is ``layer``'s only consumer, through Flatten/Reshape layers (or None).
+
+    With ``channel_reshapes_only``, only through reshapes that keep the channel dimension: LCE
+    moves its quantize op through those (a 1x1 pooled map flattened into a binary dense layer
+    gets ``LceBMaxPool2d``), not through a Flatten that merges positions into channels (measured).
+    """
     consumers = _consumers(layer)
     if len(consumers) != 1:
         return None
     if _takes_sign(consumers[0]):
         return consumers[0]
     if depth > 0 and isinstance(consumers[0], _RESHAPES):
-        return _signed_by(consumers[0], depth - 1)
+        if channel_reshapes_only and not _keeps_channels(consumers[0]):
+            return None
+        return _signed_by(consumers[0], depth - 1, channel_reshapes_only)
     return None
 
 
@@ -339,7 +354,7 @@ def _pools(model, target: str) -> list[PoolFinding]:
         if not isinstance(layer, tf.keras.layers.MaxPooling2D):
             continue
         consumers = _consumers(layer)
-        if len(consumers) == 1 and _takes_sign(consumers[0]):  # not through Flatten/Reshape (measured)
+        if _signed_by(layer, channel_reshapes_only=True) is not None:
             if target == "arm":
                 findings.append(PoolFinding(layer.name, True))
             else:

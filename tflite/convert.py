@@ -97,7 +97,7 @@ class ConversionReport:
     weight_bytes: dict[str, int] = dataclasses.field(default_factory=dict)  # per operator (analysis.weight_bytes)
     float_size_bytes: int | None = None
     float_note: str = ""
-    max_abs_diff: float | None = None  # tie-free max |LCE - Keras| (model, else calibrated copy)
+    max_abs_diff: float | None = None  # max |LCE - Keras| where exactness is established (model, else calibrated copy)
     max_abs_output: float | None = None
     kernel_diffs: dict[str, float] = dataclasses.field(default_factory=dict)
     kernel_failures: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -129,20 +129,26 @@ class ConversionReport:
         return sum(v for k, v in self.weight_bytes.items() if not k.startswith("Lce") and k != "other")
 
     def size_note(self) -> str:
-        """Why the model is less than `SIZE_TARGET` times smaller than its float twin ("" when it is not)."""
+        """Why the model is less than `SIZE_TARGET` times smaller than its float twin ("" when it is not):
+        where its bytes go (`weight_bytes`) and which binary layers LCE keeps float."""
         ratio = self.size_ratio
         if ratio is None or ratio >= SIZE_TARGET:
             return ""
-        floats = [(k, v) for k, v in self.weight_bytes.items() if not k.startswith("Lce") and k != "other" and v]
-        parts = ", ".join(f"{k} {v / 1024:,.1f} KiB" for k, v in floats[:4])
-        share = self.float_weight_bytes / self.size_bytes
+
+        def kib(n):
+            return f"{n / 1024:,.1f} KiB"
+
         binary = sum(v for k, v in self.weight_bytes.items() if k.startswith("Lce"))
-        reason = f"{share:.0%} of the file is constant data of float ops ({parts})"
+        floats = [(k, v) for k, v in self.weight_bytes.items() if not k.startswith("Lce") and k != "other" and v >= 1024]
+        other = self.weight_bytes.get("other", 0)
+        parts = [f"binary filters {kib(binary)} ({binary / self.size_bytes:.0%})",
+                 f"constants of float ops {kib(self.float_weight_bytes)} ({self.float_weight_bytes / self.size_bytes:.0%}"
+                 + (": " + ", ".join(f"{k} {kib(v)}" for k, v in floats[:4]) if floats else "") + ")",
+                 f"graph and metadata {kib(other)} ({other / self.size_bytes:.0%})"]
         if self.fallbacks:
             kinds = sorted({f.type for f in self.fallbacks})
-            reason += f"; binary layers LCE keeps float: {len(self.fallbacks)} ({', '.join(kinds)})"
-        reason += f"; binary filters {binary / 1024:,.1f} KiB"
-        return reason
+            parts.append(f"{len(self.fallbacks)} binary layer(s) LCE keeps float ({', '.join(kinds)})")
+        return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -182,7 +188,7 @@ class ConversionReport:
         lines.append("  ops: " + ", ".join(f"{name} x{count}" for name, count in self.op_counts.items()))
         if self.verification is not None:
             lines.append(f"  verification: {self.verdict}" + (
-                f", max |LCE - Keras| = {self.max_abs_diff:.3g} on tie-free samples of the "
+                f", max |LCE - Keras| = {self.max_abs_diff:.3g} on the "
                 f"{'model' if self.verified_on == 'model' else 'calibrated copy'}" if self.max_abs_diff is not None else ""))
             lines.extend(f"    {line}" for line in self.verification.summary())
         elif self.verify_kernel:
@@ -413,12 +419,16 @@ def _verify(report: ConversionReport, checked: Audit, flatbuffer: bytes, sample_
         return
     best = check.exact_on or check
     report.verification = check
-    report.max_abs_diff = best.max_abs_diff
+    report.max_abs_diff = check.exact_max_abs_diff if check.exact_on is not None else best.max_abs_diff
     report.max_abs_output = best.max_abs_output
-    report.kernel_diffs, report.kernel_failures = dict(best.diffs), dict(check.failures)
-    report.verify_kernel = ", ".join(best.diffs) or None
+    per_kernel = dict(best.diffs)
+    if best is check.exact_on and all(d <= best.tolerance for d in best.tie_diffs.values()):
+        for kernel, diff in best.tie_diffs.items():  # tied samples that match count as matches
+            per_kernel[kernel] = max(diff, per_kernel.get(kernel, 0.0))
+    report.kernel_diffs, report.kernel_failures = per_kernel, dict(check.failures)
+    report.verify_kernel = ", ".join(per_kernel) or None
     report.verify_samples = check.samples
-    report.verified_on = best.on if best.diffs else None
+    report.verified_on = best.on if check.exact_on is not None or best.diffs else None
     report.tied_samples, report.tie_max_abs_diff = check.tied_samples, check.tie_max_abs_diff
     report.verdict, report.misconverted_kernels = check.verdict, check.misconverted
 

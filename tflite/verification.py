@@ -14,16 +14,18 @@ tell this from a mis-conversion. `verify` therefore:
 2. compares LCE with Keras, per binary kernel, separately on the **tie-free** samples (a
    difference there beyond the tolerance is a mis-conversion) and on the tied ones (reported as
    ties, never as an error);
-3. when some sample ties, converts and compares a **calibrated copy** as well: the same model and
+3. when that cannot establish exactness (every sample ties and some differ), converts and
+   compares a **calibrated copy** as well: the same model and
    weights with each batch norm's moving statistics set to the statistics of the sample batch
    (one training-mode pass with momentum 0), the mean shifted by a random 1-10% of the standard
    deviation, so that integer sums no longer hit the threshold exactly. The conversion rules do not
    depend on the statistics (they only fold into the binary convolution), so a mis-conversion shows
    on the copy, and ties, if any remain, are excluded again.
 
-The verdict is ``"exact"`` when LCE equals Keras within the tolerance on every tie-free sample of
-the model and of the copy, ``"mis-converted"`` when it does not (naming the kernels), and
-``"inconclusive"`` when no sample is tie-free in either.
+The verdict is ``"mis-converted"`` when LCE differs from Keras beyond the tolerance on a tie-free
+sample of the model or the copy (naming the kernels); ``"exact"`` when the model, else the copy,
+has tie-free samples that all match, or only tied samples that all match (a tie that flips
+nothing is harmless); ``"inconclusive"`` otherwise.
 
 !!! example
     ```python
@@ -166,7 +168,7 @@ def sign_ties(model: tf.keras.Model, inputs, relative: float = TIE_RELATIVE) -> 
 
 
 def calibrated_copy(model: tf.keras.Model, inputs, seed: int = 0) -> tf.keras.Model | None:
-    """A copy of ``model`` whose batch norms hold the statistics of ``inputs`` (mean jittered).
+    r"""A copy of ``model`` whose batch norms hold the statistics of ``inputs`` (mean jittered).
 
     One pass in training mode with momentum 0 sets every moving mean and variance to the batch
     statistics at that layer; each mean then moves by \\(\pm u \sigma\\), \\(u \sim U(0.01, 0.1)\\).
@@ -233,13 +235,33 @@ class Verification:
         return wrong
 
     @property
+    def establishes_exactness(self) -> bool:
+        """This comparison (not its copy) shows LCE = Keras: no tie-free sample differs, and there
+        is a tie-free sample or every tied sample matches too (a tie that flips nothing is harmless)."""
+        if any(d > self.tolerance for d in self.diffs.values()):
+            return False
+        if self.diffs:
+            return True
+        return bool(self.tie_diffs) and all(d <= self.tolerance for d in self.tie_diffs.values())
+
+    @property
     def exact_on(self) -> "Verification | None":
         """The comparison that establishes exactness: the model, else its calibrated copy."""
-        if self.diffs:
-            return self
-        if self.calibrated is not None and self.calibrated.diffs:
-            return self.calibrated
+        for check in (self, self.calibrated):
+            if check is not None and check.establishes_exactness:
+                return check
         return None
+
+    @property
+    def exact_max_abs_diff(self) -> float | None:
+        """max |LCE - Keras| over the samples that establish exactness (tied ones too when they match)."""
+        check = self.exact_on
+        if check is None:
+            return None
+        values = list(check.diffs.values())
+        if all(d <= check.tolerance for d in check.tie_diffs.values()):
+            values += list(check.tie_diffs.values())
+        return max(values)
 
     @property
     def verdict(self) -> str:
@@ -251,6 +273,7 @@ class Verification:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "calibrated"}
         data["calibrated"] = self.calibrated.to_dict() if self.calibrated is not None else None
         data.update(max_abs_diff=self.max_abs_diff, tie_max_abs_diff=self.tie_max_abs_diff,
+                    exact_max_abs_diff=self.exact_max_abs_diff,
                     tie_free_samples=self.tie_free_samples, misconverted=self.misconverted, verdict=self.verdict)
         return data
 
@@ -338,12 +361,14 @@ def verify(model: tf.keras.Model, flatbuffer: bytes, inputs, convert_fn: Callabl
         inputs: sample inputs, batch first; each sample runs as a batch of one.
         convert_fn: how ``flatbuffer`` was made from ``model`` (rewrite + LCE); applied to the
             calibrated copy. None: no calibrated copy.
-        calibrate: ``"auto"`` (only when a sample ties), ``"always"`` or ``"never"``.
+        calibrate: ``"auto"`` (only when the model's own samples cannot establish exactness:
+            every sample ties and some differ), ``"always"`` or ``"never"``.
     """
     if calibrate not in ("auto", "always", "never"):
         raise ValueError(f"unknown calibrate {calibrate!r}; allowed: auto, always, never")
     check = compare(model, flatbuffer, inputs, kernels)
-    wanted = calibrate == "always" or (calibrate == "auto" and check.tied_samples > 0)
+    wanted = calibrate == "always" or (calibrate == "auto" and not check.establishes_exactness
+                                       and not check.misconverted)
     if not wanted or convert_fn is None:
         return check
     copy = calibrated_copy(model, inputs, seed=seed)
