@@ -207,8 +207,10 @@ def test_weight_bytes_add_up_and_binary_filters_are_bits():
     assert 3 * 3 * 64 * 64 / 8 <= sizes["LceBconv2d"] < 3 * 3 * 64 * 64 / 8 + 64 * 4 * 4
 
 
-# Each conv zoo model at a reduced size (fast); LQBENCH_FULL_ZOO=1 adds the default sizes.
+# Each conv zoo model at a reduced size (fast), plus the dense zoo models (the rewrite makes their
+# binary layers binary convolutions); LQBENCH_FULL_ZOO=1 adds the default sizes.
 ZOO_SMALL = {
+    "binarynet_mlp": {"hidden_units": [256, 256]},
     "lenet": {}, "binarynet_cnn": {"width_multiplier": 0.25}, "vgg_small": {"width_multiplier": 0.25},
     "vgg19": {"width_multiplier": 0.125}, "resnet20": {"width": 8}, "reactnet_a": {"width_multiplier": 0.125},
     "mobilenet_v2": {"width_multiplier": 0.35},
@@ -229,12 +231,12 @@ def test_conv_zoo_converts_fully_binary_and_exact(name, args):
 
     model = models.build(name, (32, 32, 3), 10, binarization=lqbench.Binarization(), **args)
     allow = name == "mobilenet_v2"  # binary depthwise convolutions have no LCE kernel
-    if allow:
-        with pytest.raises(tfl.ConversionError, match="QuantDepthwiseConv2D.*no binary depthwise"):
-            tfl.convert(model, None, verify=False, compare_float=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", tfl.ConversionWarning)
         report = tfl.convert(model, None, allow_fallback=allow)
+    if allow:  # refused without allow_fallback
+        with pytest.raises(tfl.ConversionError, match="QuantDepthwiseConv2D.*no binary depthwise"):
+            tfl.enforce(report)
     assert report.errors == [] and report.count_mismatch is None
     assert {f.type for f in report.fallbacks} <= ({"QuantDepthwiseConv2D"} if allow else set()), report
     assert report.bconv == report.binary_layers - len(report.fallbacks)
