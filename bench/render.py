@@ -86,17 +86,29 @@ def render_inference(results, state) -> list[str]:
         arch = f" ({m['zoo_model']} with {m['architecture_args']})" if m.get("architecture_args") else ""
         lines.append(f"- {m['model']}{arch}: latency ratio {t['latency_ratio_1_thread']:.2f} — "
                      f"{_status(t['latency_target_met'])}; size {m['size_ratio']:.1f}x — {_status(t['size_target_met'])}.")
+    lines += ["", "Conversion with `lqbench.tflite.convert`'s defaults: binary dense layers rewritten as 1x1 binary "
+              "convolutions (and batch norm moved before max-pools where exact), LCE outputs verified against Keras "
+              "with sign ties kept apart from mis-conversions (untrained batch norm makes binary sums exactly 0; "
+              "where every sample ties, a copy with calibrated batch-norm statistics is verified).", ""]
+    for m in data["models"]:
+        conv = m["conversion"]
+        if "verdict" not in conv:
+            continue
+        where = "its calibrated copy" if conv.get("verified_on") == "calibrated" else "the model"
+        diff = conv.get("max_abs_diff")
+        line = (f"- {m['model']}: {len(conv.get('rewrites', []))} rewrite(s); verification {conv['verdict']}"
+                + (f", max \\|LCE - Keras\\| {diff:.2g} on {where}" if diff is not None else ""))
+        if conv.get("tie_max_abs_diff") and conv["tie_max_abs_diff"] > 1e-4:
+            line += f" (sign ties alone move untrained outputs by up to {conv['tie_max_abs_diff']:.2g})"
+        if conv.get("size_note"):
+            line += f"; below {target_size:.0f}x because: {conv['size_note']}"
+        lines.append(line + ".")
     lines += ["",
-              "Why some models miss: the size ratio counts every byte that stays float — the real-valued first "
-              "convolution, batch-norm parameters and, above all, binary dense layers, which LCE silently converts "
-              "to float ops with float weights (the `float fallbacks` column): the classifiers of `vgg_small`, "
-              "`binarynet_cnn` and `vgg19`; their `head=\"avg\"` / `dense_as_conv=True` variants (`*_avg`, "
-              "`*_conv_head` rows) turn them into binary 1x1 convolutions or shrink them. `mobilenet_v2`'s "
-              "depthwise convolutions have no binary LCE kernel and stay float. Models whose binary convolutions "
-              "are a small share of the compute (`lenet`, `mobilenet_v2`, and `resnet20`, whose float shortcuts, "
-              "adds and requantisation run in every block) are not faster than XNNPACK's float kernels on x86: "
-              "LCE's fast binary kernels are written for ARM. At 2 threads the binary model keeps LCE's "
-              "single-threaded `indirect` kernel (the fastest here) while XNNPACK uses both cores.", "",
+              "Models whose binary convolutions are a small share of the compute (`lenet`, `mobilenet_v2`, and "
+              "`resnet20`, whose float shortcuts, adds and requantisation run in every block) are not faster than "
+              "XNNPACK's float kernels on x86: LCE's fast binary kernels are written for ARM. At 2 threads the "
+              "binary model keeps LCE's single-threaded `indirect` kernel (the fastest here) while XNNPACK uses "
+              "both cores.", "",
               "Published ARM anchors (single thread, ImageNet 224x224; Larq Zoo documentation 2020, "
               "https://docs.larq.dev/zoo/; LCE paper, Bannink et al., MLSys 2021, reports binary convolutions "
               "8.5-18.5x faster than float on a Pixel 1):", "",

@@ -105,7 +105,8 @@ def vgg19(
         width_multiplier: scales every convolution's channels (1.0 for paper 000).
         dense_units: hidden classifier widths (``(4096, 4096)`` for paper 000).
         dropout: dropout rate before each hidden dense layer's successor (0.5).
-        dense_as_conv: write the binary hidden dense layers as 1x1 binary convolutions (LCE).
+        dense_as_conv: write the binary hidden dense layers as 1x1 binary convolutions. Unnecessary for
+            deployment: `lqbench.tflite.convert` rewrites binary dense layers so (kept for compatibility).
     """
     B.check_positive_float("width_multiplier", width_multiplier)
     dense_units = B.check_int_tuple("dense_units", dense_units, allow_empty=True)
