@@ -73,7 +73,7 @@ def vgg_small(
     head: str = "flatten",
     hardtanh_before_sign: bool = True,
 ) -> tf.keras.Model:
-    """IR-Net's VGG-small (003 Table 3): convs 128-128-256-256-512-512 with BN and hard tanh, one linear layer.
+    r"""IR-Net's VGG-small (003 Table 3): convs 128-128-256-256-512-512 with BN and hard tanh, one linear layer.
 
     # Arguments
         width_multiplier: scales every convolution's channels.

@@ -232,7 +232,7 @@ def method_ste(args):
         "ste", reference={"repo": REPO, "commit": COMMIT, "file": "prox.py",
                           "symbol": "prox_opt.pre_update/post_update (reg_type='ste_binary') + torch.optim.Adam"},
         network=NETWORK, steps=epochs * PER_EPOCH, max_abs_weight_diff=diff, tolerance=1e-5,
-        test="tests/test_optimizers.py::test_adam_and_sgd_step_match_pytorch_formulas",
+        test="tests/test_optimizers.py::test_adam_coupled_weight_decay_matches_numpy",
         deviations=[
             {"name": "where the latent clip acts",
              "reason": "the authors clamp the saved latent weights to [-1, 1] before the Adam step (pre_update), "
@@ -275,7 +275,7 @@ def method_bnew(args):
         "bnew", reference={"repo": REPO, "commit": COMMIT, "file": "prox.py",
                            "symbol": "u_reg via prox_opt.soft_project_params (reg_type='bnew_binary'), binary_main.py:82-95"},
         network=NETWORK, steps=E * PER_EPOCH, max_abs_weight_diff=results["before"], tolerance=1e-5,
-        test="tests/test_optimizers.py::test_bnew_push_and_clip_matches_numpy",
+        test="tests/test_reference_formulas.py::test_project_first_applies_the_projection_before_the_adam_step",
         deviations=[
             {"name": "push after the Adam step (default) vs before (project_first=True)",
              "reason": "lqbench's default projects the weights after the Adam step so they always lie in [-1, 1]; "
@@ -303,7 +303,7 @@ def method_proxquant(args):
         "proxquant", reference={"repo": REPO, "commit": COMMIT, "file": "prox.py",
                                 "symbol": "w_reg / U_reg (reg_type='l1_binary' / 'l2_binary')"},
         network=NETWORK, steps=E * PER_EPOCH, max_abs_weight_diff=max(out["l1"]["before"], out["l2"]["before"]),
-        tolerance=1e-5, test="tests/test_optimizers.py::test_proxquant_prox_matches_numpy",
+        tolerance=1e-5, test="tests/test_reference_formulas.py::test_project_first_applies_the_projection_before_the_adam_step",
         deviations=[
             {"name": "kappa = lr * reg_rate * e (Bai et al.) vs kappa = reg (e + 1) / E (paper 001's code)",
              "reason": "lqbench follows ProxQuant's own homotopy (kappa scales with the current learning rate); "
@@ -370,7 +370,7 @@ def method_bop(args):
     H.write_result(
         "bop", reference={"repo": REPO, "commit": COMMIT, "file": "bop.py", "symbol": "BOP.step (bop_main.py:89-90)"},
         network=NETWORK, steps=epochs * PER_EPOCH, max_abs_weight_diff=diff, tolerance=1e-5,
-        test="tests/test_optimizers.py::test_bop_is_larq_bop_and_flips_where_numpy_says",
+        test="tests/test_optimizers.py::test_bop_flips_exactly_where_w_m_exceeds_threshold",
         deviations=[
             {"name": "implementation",
              "reason": "lqbench runs larq.optimizers.Bop unchanged (larq/larq@fe3ce52 larq/optimizers.py:337-338, "

@@ -32,9 +32,10 @@ class ProjectedAdam(Adam):
     _EXTRA_HYPERS: tuple[str, ...] = ()
 
     def __init__(self, learning_rate=1e-3, frozen: bool | float = False, project_first: bool = False, **kwargs):
-        super().__init__(learning_rate=learning_rate, **kwargs)
         if not isinstance(project_first, bool):
-            raise ValueError(f"{self.name}: project_first={project_first!r} must be true or false")
+            where = kwargs.get("name", type(self).__name__)
+            raise ValueError(f"{where}: project_first={project_first!r} must be true or false")
+        super().__init__(learning_rate=learning_rate, **kwargs)
         self._set_hyper("frozen", float(frozen))
         self.project_first = project_first
 
