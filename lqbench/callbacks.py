@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from lqbench.optimizers import _common
-from lqbench.optimizers.bmd import BMD, MirrorTanh, bmd_beta
+from lqbench.optimizers.bmd import BMD, MirrorTanh, bmd_beta, bmd_beta_epoch  # refB #14.5: per-epoch rule
 from lqbench.optimizers.bnew import BNEW
 from lqbench.optimizers.projected import ProjectedAdam
 from lqbench.optimizers.proxquant import ProxQuant
@@ -187,20 +187,26 @@ class ProxQuantSchedule(tf.keras.callbacks.Callback):
 
 @lq.utils.register_keras_custom_object
 class BMDSchedule(tf.keras.callbacks.Callback):
-    r"""Sets \\(\beta_t = \rho^{\lfloor t / \text{interval} \rfloor}\\) of every `MirrorTanh` before each batch.
+    r"""Sets \\(\beta\\) of every `MirrorTanh` before each batch (`lqbench.optimizers.bmd`).
+
+    ``interval="epoch"`` (default): the authors' \\(\beta_e = \min(\rho^{\max(e-1, 0)}, 10^{35})\\)
+    at epoch \\(e\\) counted from the fit's first epoch; an integer ``interval``:
+    \\(\beta_t = \min(\rho^{\lfloor t / \text{interval} \rfloor}, 10^{35})\\) at step \\(t\\).
 
     With ``finetune_epoch`` (0-based, counted from the fit's first epoch) the kernels are
     set to \\(sign(w)\\), \\(\beta\\) to `BETA_SIGN` (the forward map is then exactly the
     sign) and frozen, so the remaining epochs fine-tune the other parameters.
     """
 
-    def __init__(self, rho: float = 1.01, interval: int = 100, finetune_epoch: int | None = None):
+    def __init__(self, rho: float = 1.01, interval: int | str = "epoch", finetune_epoch: int | None = None):
         super().__init__()
         _common.check_range("rho", rho, 1.0, math.inf, low_inclusive=True, where="BMDSchedule")
-        if int(interval) < 1:
-            raise ValueError(f"BMDSchedule: interval={interval} must be an integer >= 1")
-        self.rho, self.interval, self.finetune_epoch = float(rho), int(interval), finetune_epoch
+        # refB (#14 item 5): "epoch" = the authors' per-epoch growth; an int = every `interval` steps.
+        if interval != "epoch" and not (isinstance(interval, int) and not isinstance(interval, bool) and interval >= 1):
+            raise ValueError(f"BMDSchedule: interval={interval!r} must be 'epoch' or an integer >= 1")
+        self.rho, self.interval, self.finetune_epoch = float(rho), interval, finetune_epoch
         self.step = 0
+        self.epoch = 0
         self._start = None
         self._current = None
         self._finetuning = False
@@ -223,6 +229,7 @@ class BMDSchedule(tf.keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if self._start is None:
             self._start = epoch
+        self.epoch = epoch - self._start
         if self.finetune_epoch is not None and epoch - self._start >= self.finetune_epoch and not self._finetuning:
             self._finetuning = True
             _common.project_sign(self.model)
@@ -234,7 +241,8 @@ class BMDSchedule(tf.keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         if self._finetuning:
             return
-        beta = bmd_beta(self.step, self.rho, self.interval)
+        beta = (bmd_beta_epoch(self.epoch, self.rho) if self.interval == "epoch"
+                else bmd_beta(self.step, self.rho, self.interval))
         if beta != self._current:
             for variable in self.betas:
                 variable.assign(beta)

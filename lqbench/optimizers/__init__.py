@@ -46,7 +46,7 @@ Hyperparameters (``**hparams``; every method rejects keys it does not know):
 | bop2 | ``threshold=1e-6, gamma=1e-6, sigma=1e-2, bias_correction=False`` | same schedules |
 | bnew | | ``reg=1e-4`` (\\(\lambda\\) at the end of phase 2), ``lambda_rate=None``, ``phase_fractions=(0.2, 0.7, 0.1)`` |
 | proxquant | ``prox="l1"`` | ``reg_rate=1e-4, freeze_fraction=2/3`` |
-| bmd | | ``rho=1.01, interval=100, finetune_fraction=0.1`` |
+| bmd | | ``rho=1.01, interval="epoch", finetune_fraction=0.1`` (``interval``: ``"epoch"``, the authors' per-epoch growth, or a step count) |
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ from lqbench.optimizers._common import (
     swap_kernel_quantizers,
 )
 from lqbench.optimizers.adam import Adam
-from lqbench.optimizers.bmd import BMD, MirrorTanh
+from lqbench.optimizers.bmd import BMD, MirrorTanh, release_weight_clip, restore_weight_clip
 from lqbench.optimizers.bnew import BNEW
 from lqbench.optimizers.bop import Bop2, check_bop_hypers
 from lqbench.optimizers.frozen import Frozen
@@ -107,7 +107,7 @@ _HPARAMS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     ),
     "bnew": ({}, {"reg": 1e-4, "lambda_rate": None, "phase_fractions": (0.2, 0.7, 0.1)}),
     "proxquant": ({"prox": "l1"}, {"reg_rate": 1e-4, "freeze_fraction": 2 / 3}),
-    "bmd": ({}, {"rho": 1.01, "interval": 100, "finetune_fraction": 0.1}),
+    "bmd": ({}, {"rho": 1.01, "interval": "epoch", "finetune_fraction": 0.1}),  # refB #14.5: authors' per-epoch beta
 }
 _BINARIZING = ("bop", "bop2", "bnew", "proxquant", "bmd")
 # Methods that cannot be XLA-compiled (none so far: all were checked by tests/test_optimizers.py).
@@ -173,8 +173,9 @@ def _validate_callback_hparams(name: str, cb: dict[str, Any]) -> None:
         from lqbench.optimizers._common import check_range
 
         check_range("rho", cb["rho"], 1.0, math.inf, low_inclusive=True, where="bmd")
-        if not (isinstance(cb["interval"], int) and cb["interval"] >= 1):
-            raise ValueError(f"optimizer 'bmd': interval={cb['interval']!r} must be an integer >= 1")
+        interval = cb["interval"]
+        if interval != "epoch" and not (isinstance(interval, int) and not isinstance(interval, bool) and interval >= 1):
+            raise ValueError(f"optimizer 'bmd': interval={interval!r} must be 'epoch' or an integer >= 1")
 
 
 def build(name: str, learning_rate=1e-3, weight_decay: float = 0.0, **hparams) -> tf.keras.optimizers.legacy.Optimizer:
@@ -248,6 +249,7 @@ def prepare(name: str, model: tf.keras.Model) -> tf.keras.Model:
     elif name == "bmd":
         beta = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="bmd_beta")
         swap_kernel_quantizers(model, lambda original: MirrorTanh(beta))
+        release_weight_clip(model)  # refB #14.5: the authors' mirror descent never clamps w
     return model
 
 
@@ -260,6 +262,7 @@ def finalize(name: str, model: tf.keras.Model) -> tf.keras.Model:
     if name in _BINARIZING:
         project_sign(model)
         restore_kernel_quantizers(model)
+        restore_weight_clip(model)  # refB #14.5: undo prepare("bmd")'s release_weight_clip
     return model
 
 
