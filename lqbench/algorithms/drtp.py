@@ -83,7 +83,7 @@ class DRTP(Algorithm):
         def segment_loss(segment, env):
             tap = segment.tap
             signal = tap_signal(tf.matmul(target, self._feedback_of[str(tap.index)]), tap, per_position)
-            return tf.reduce_sum(tf.stop_gradient(signal) * tap.view(env[tap.key]))
+            return tf.reduce_sum(tf.stop_gradient(signal) * tap.view(env[tap.key], training=True))
 
         env = self._train_segments(x, segment_loss, labels=y, sample_weight=sample_weight)
         return env[self.graph.output_key]

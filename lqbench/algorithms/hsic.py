@@ -115,7 +115,7 @@ class HSIC(Algorithm):
 
         def segment_loss(segment, env):
             tap = segment.tap
-            loss = self.local_loss(tap.view(env[tap.key]), k_y, k_x)
+            loss = self.local_loss(tap.view(env[tap.key], training=True), k_y, k_x)
             self.tap_trackers[str(tap.index)].update_state(loss)
             return loss * scale
 

@@ -72,6 +72,16 @@ __all__ = ["Tap", "Segment", "TapGraph", "is_weight_layer", "tap_signal", "GRANU
 
 GRANULARITIES = ("edge", "tensor")
 _KERNEL_ATTRIBUTES = ("kernel", "depthwise_kernel")
+_ACTIVATIONS = (
+    tf.keras.layers.Activation,
+    tf.keras.layers.ReLU,
+    tf.keras.layers.LeakyReLU,
+    tf.keras.layers.PReLU,
+    tf.keras.layers.ELU,
+    tf.keras.layers.ThresholdedReLU,
+    tf.keras.layers.Softmax,
+)
+_RESHAPING = (tf.keras.layers.Reshape, tf.keras.layers.Permute, tf.keras.layers.Flatten)
 
 
 def is_weight_layer(layer: tf.keras.layers.Layer) -> bool:
@@ -141,9 +151,14 @@ class Tap:
     def size(self) -> int:
         return self.positions * self.channels
 
-    def view(self, h: tf.Tensor) -> tf.Tensor:
-        """The tap view \\(a_k = q_k(h_k)\\)."""
-        return self.quantizer(h) if self.quantizer is not None else h
+    def view(self, h: tf.Tensor, training=None) -> tf.Tensor:
+        """The tap view \\(a_k = q_k(h_k)\\).
+
+        ``training`` is passed to the quantizer (stochastic estimators such as ``gumbel``
+        sample, and pass their pseudo-gradient, only in training)."""
+        if self.quantizer is None:
+            return h
+        return self.quantizer(h, training=training)
 
 
 @dataclasses.dataclass
@@ -158,11 +173,36 @@ class Segment:
 
     tap: Tap | None
     ops: list[int]
-    variables: list[tf.Variable]
+    layers: list[tf.keras.layers.Layer]
+
+    @property
+    def variables(self) -> list[tf.Variable]:
+        """Trainable variables of the segment's layers, read now (not when the graph was
+        built): a layer frozen later (``layer.trainable = False``, e.g. by a phase callback
+        before ``compile``) is left out at the next trace, as Keras's ``train_step`` does."""
+        return _trainable_variables(self.layers)
+
+    @property
+    def losses(self) -> list[tf.Tensor]:
+        """The segment's layers' own losses (weight regularizers, ``add_loss``), read now."""
+        losses = []
+        for layer in self.layers:
+            losses.extend(layer.losses)
+        return losses
 
     @property
     def is_output(self) -> bool:
         return self.tap is None
+
+
+def _trainable_variables(layers) -> list[tf.Variable]:
+    variables, seen = [], set()
+    for layer in layers:
+        for v in layer.trainable_variables:
+            if id(v) not in seen:
+                seen.add(id(v))
+                variables.append(v)
+    return variables
 
 
 class TapGraph:
@@ -336,17 +376,67 @@ class TapGraph:
             key = self.output_key if tap is None else tap.key
             ops = sorted(self._ancestors(key) - assigned)
             assigned.update(ops)
-            segments.append(Segment(tap, ops, self._variables_of(ops)))
+            segments.append(Segment(tap, ops, self._layers_of(ops)))
         return segments
 
-    def _variables_of(self, ops: Sequence[int]) -> list[tf.Variable]:
-        variables, seen = [], set()
+    def _layers_of(self, ops: Sequence[int]) -> list[tf.keras.layers.Layer]:
+        layers, seen = [], set()
         for i in ops:
-            for v in self.ops[i].layer.trainable_variables:
-                if id(v) not in seen:
-                    seen.add(id(v))
-                    variables.append(v)
-        return variables
+            layer = self.ops[i].layer
+            if id(layer) not in seen:
+                seen.add(id(layer))
+                layers.append(layer)
+        return layers
+
+    def _variables_of(self, ops: Sequence[int]) -> list[tf.Variable]:
+        return _trainable_variables(self._layers_of(ops))
+
+    # ------------------------------------------------------------------ activation points
+    def activation_point(self, op_index: int) -> tuple[int, Any]:
+        """Where the activation right after weight op ``op_index`` lies: ``(key, quantizer)``.
+
+        Walks from the weight layer's output through the ops that keep the tensor's shape and
+        have one input and one consumer (batch / layer normalisation, dropout, float
+        activations), as the authors' SigpropTL pairs each weight module with the next
+        activation module it calls. It stops after a float activation layer (the activation
+        output, ``quantizer`` ``None``) or before an op that pools, reshapes, adds, branches or
+        weighs; there the activation is the sign the next weight layer applies (the
+        quantizer of the tap the path reaches through pooling / flattening, ``None`` when
+        no single one): conv -> BN -> max-pool -> sign equals conv -> BN -> sign -> max-pool
+        (the authors' order), so the error is taken before the pool.
+        """
+        key = self.ops[op_index].out_keys[0]
+        while key != self.output_key:
+            users = self.consumers.get(key, [])
+            if len(users) != 1:
+                break
+            op = self.ops[users[0]]
+            if (
+                is_weight_layer(op.layer)
+                or len(set(op.in_keys)) != 1
+                or len(op.out_keys) != 1
+                or self._shapes[op.out_keys[0]] != self._shapes[key]
+                or isinstance(op.layer, _RESHAPING)
+            ):
+                break
+            key = op.out_keys[0]
+            if isinstance(op.layer, _ACTIVATIONS):
+                return key, None
+        return key, self._downstream_quantizer(key)
+
+    def _downstream_quantizer(self, key: int):
+        taps = {t.key: t for t in self.taps if t.consumer is None}
+        while key not in taps and key != self.output_key:
+            users = self.consumers.get(key, [])
+            if len(users) != 1:
+                return None
+            op = self.ops[users[0]]
+            if is_weight_layer(op.layer):
+                return getattr(op.layer, "input_quantizer", None)
+            if len(set(op.in_keys)) != 1 or len(op.out_keys) != 1:
+                return None
+            key = op.out_keys[0]
+        return taps[key].quantizer if key in taps else None
 
     # ------------------------------------------------------------------ execution
     @property
@@ -377,7 +467,11 @@ class TapGraph:
             flat = [self._read(env, a.key, i, barrier) if isinstance(a, _Ref) else a for a in op.flat_arguments]
             args, kwargs = tf.nest.pack_sequence_as((op.call_args, op.call_kwargs), flat)
             kwargs = dict(kwargs)
-            if op.expects_training and kwargs.get("training") is None:
+            if kwargs.get("training") is None:
+                # also for layers whose ``call`` takes no ``training`` (Larq's Quant* layers):
+                # Keras then uses it as the training mode of the layers called inside, e.g.
+                # the input quantizer, which would otherwise fall back to the global learning
+                # phase (0: the stochastic ``gumbel`` sign would be deterministic, no gradient)
                 kwargs["training"] = training
             outputs = op.layer(*args, **kwargs)
             for key, value in zip(op.out_keys, tf.nest.flatten(outputs)):
