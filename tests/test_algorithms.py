@@ -385,6 +385,19 @@ def test_taps_of_a_residual_model():
         A.TapGraph(model, granularity="node")
 
 
+@pytest.mark.parametrize("method", ["drtp", "hsic", "sigprop"])
+def test_segment_methods_checkpoint(tmp_path, method):
+    x, y = _data(ConvNet, 5)
+    trainer = A.build(method, ConvNet.keras(), seed=7)
+    trainer.compile(tf.keras.optimizers.legacy.Adam(1e-2), run_eagerly=True)
+    trainer.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    trainer.save_weights(str(tmp_path / "ckpt"))
+    clone = A.build(method, ConvNet.keras(), seed=7)
+    clone(x[:1])
+    clone.load_weights(str(tmp_path / "ckpt"))
+    np.testing.assert_allclose(clone.predict(x, verbose=0), trainer.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
 def test_save_and_reload_keeps_feedback_and_predictions(tmp_path):
     x, y = _data(ConvNet, 5)
     trainer = A.build("dfa", ConvNet.keras(), seed=7)
