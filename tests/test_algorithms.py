@@ -697,3 +697,85 @@ def test_regularization_losses_count(method):
     for a, b, w in zip(plain, regular, w0):
         np.testing.assert_allclose(b - a, -0.1 * 2 * l2 * w, rtol=1e-3, atol=1e-5)
     assert loss_reg > loss_plain, "the loss metric leaves out the regularization"
+
+
+# ----------------------------------------------------------------------------- issue 14 items 9, 11, 14
+@pytest.mark.parametrize("init,bound", [("kaiming_uniform", 3.0), ("frenkel_uniform", 6.0)])
+@pytest.mark.parametrize("feedback", ["channel", "position"])
+def test_drtp_uniform_init_uses_the_taps_fan_in(init, bound, feedback):
+    """Issue 14.11: U(+-sqrt(k / n_k)) with n_k the tap's fan-in (authors: torch kaiming_uniform_,
+    k = 3), not sqrt(6 / C)."""
+    trainer = A.build("drtp", ConvNet.keras(), init=init, feedback=feedback)
+    for tap, fb in zip(trainer.graph.taps, trainer.feedback):
+        n = tap.channels if feedback == "channel" else tap.size
+        values = fb.numpy()
+        assert values.shape == (C, n)
+        limit = np.sqrt(bound / n)
+        assert np.abs(values).max() <= limit + 1e-7
+        if values.size >= 12:
+            assert np.abs(values).max() > 0.5 * limit
+
+
+def _token_mixer():
+    x = tf.keras.Input((4, 6))  # 4 tokens of 6 hidden channels
+    h = lq.layers.QuantDense(6, **B.dense_kwargs("first"))(x)
+    h = tf.keras.layers.LayerNormalization()(h)
+    h = tf.keras.layers.Permute((2, 1))(h)  # (hidden 6, tokens 4)
+    h = lq.layers.QuantDense(5, **B.dense_kwargs("hidden"))(h)  # token mixing
+    h = lq.layers.QuantDense(4, **B.dense_kwargs("hidden"))(h)
+    h = tf.keras.layers.Permute((2, 1))(h)
+    h = tf.keras.layers.Flatten()(h)
+    return tf.keras.Model(x, lq.layers.QuantDense(C, **B.dense_kwargs("last"))(h))
+
+
+@pytest.mark.parametrize("method", ["dfa", "drtp"])
+def test_token_mixing_feedback_over_hidden_axis(method):
+    """Issue 14.9: token-mixing taps get feedback over the hidden axis, broadcast over tokens."""
+    trainer = A.build(method, _token_mixer())
+    shapes = [tuple(fb.shape) for fb in trainer.feedback]
+    assert shapes == [(C, 6), (C, 6), (C, 24)], shapes
+    tap = trainer.graph.taps[1]
+    assert tap.shape == (6, 5) and tap.channels == 6 and tap.positions == 5
+    signal = A.taps.tap_signal(tf.ones((2, 6)), tap)
+    assert tuple(signal.shape) == (2, 6, 1)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 4, 6)).astype(np.float32)
+    trainer.compile(tf.keras.optimizers.legacy.SGD(0.1), run_eagerly=True)
+    history = trainer.fit(x, rng.integers(0, C, 8), batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+def _np_nhsic(a, b, eps):
+    m = a.shape[0]
+    h = np.eye(m) - np.ones((m, m)) / m
+
+    def r(k):
+        k = h @ k @ h
+        return k @ np.linalg.inv(k + eps * m * np.eye(m))
+
+    return np.trace(r(a) @ r(b))
+
+
+def test_nhsic_is_ma_et_al_normalised_hsic():
+    """Issue 14.14: objective='nhsic' is tr(R_Z R_Y), R = K (K + eps m I)^-1 (centred K);
+    centred kernel alignment keeps its own name, 'cka'; gamma defaults to 20."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(BATCH, 5))
+    xin = rng.normal(size=(BATCH, 6))
+    y = rng.integers(0, C, BATCH)
+    labels = np.eye(C)[y] - 1.0 / C
+    kz, kx, ky = _np_cos(z), _np_cos(xin), _np_cos(labels)
+    for eps in (1e-5, 1e-2):
+        got = float(A.hsic.nhsic(tf.constant(kz), tf.constant(ky), eps))
+        np.testing.assert_allclose(got, _np_nhsic(kz, ky, eps), rtol=1e-6)
+    trainer = A.build("hsic", DenseNet.keras(), objective="nhsic")
+    assert trainer.hparams["gamma"] == 20.0
+    loss = float(trainer.local_loss(tf.constant(z), tf.constant(ky), tf.constant(kx)))
+    np.testing.assert_allclose(loss, _np_nhsic(kz, kx, 1e-5) - 20.0 * _np_nhsic(kz, ky, 1e-5), rtol=1e-5)
+    cka = A.build("hsic", DenseNet.keras(), objective="cka", gamma=2.0)
+    want = (_np_hsic(kz, kx) / np.sqrt(_np_hsic(kz, kz) * _np_hsic(kx, kx))
+            - 2.0 * _np_hsic(kz, ky) / np.sqrt(_np_hsic(kz, kz) * _np_hsic(ky, ky)))
+    np.testing.assert_allclose(float(cka.local_loss(tf.constant(z), tf.constant(ky), tf.constant(kx))), want, rtol=1e-5)
+    x, yy = _data(DenseNet, 13)
+    trainer.compile(tf.keras.optimizers.legacy.SGD(0.1), run_eagerly=True)
+    assert np.isfinite(trainer.fit(x, yy, batch_size=BATCH, epochs=1, verbose=0).history["loss"]).all()

@@ -133,19 +133,22 @@ class Tap:
     shape: tuple
     quantizer: Any
     name: str
+    axis: int = -1
 
     @property
     def channels(self) -> int:
-        """Feature/channel dimension \\(d_k\\) (last axis, channels-last)."""
-        return int(self.shape[-1])
+        """Feature/channel dimension \\(d_k\\): the last axis (channels-last), or for a token
+        tensor in transposed (hidden, tokens) layout (MLP-Mixer token mixing) the hidden axis,
+        as the authors' code builds its feedback over the hidden axis broadcast over tokens."""
+        return int(self.shape[self.axis])
 
     @property
     def positions(self) -> int:
         """Number of positions the channel dimension is broadcast over (1 for vectors)."""
         n = 1
-        for d in self.shape[:-1]:
+        for d in self.shape:
             n *= int(d)
-        return n
+        return n // self.channels
 
     @property
     def size(self) -> int:
@@ -311,6 +314,15 @@ class TapGraph:
             upstream = any(downstream.get(k, False) for k in op.in_keys)
             for key in op.out_keys:
                 downstream[key] = upstream or is_weight_layer(op.layer)
+        # tensors in transposed (hidden, tokens) layout: after an odd number of last-two-axes
+        # Permutes (MLP-Mixer's token mixing)
+        self._transposed: dict[int, bool] = {k: False for k in self.input_keys}
+        for op in self.ops:
+            flag = any(self._transposed.get(k, False) for k in op.in_keys[:1])
+            if isinstance(op.layer, tf.keras.layers.Permute) and tuple(op.layer.dims) == (2, 1):
+                flag = not flag
+            for key in op.out_keys:
+                self._transposed[key] = flag
         self.weight_ops = [op.index for op in self.ops if is_weight_layer(op.layer)]
         self.first_ops = [i for i in self.weight_ops if not any(downstream[k] for k in self.ops[i].in_keys)]
 
@@ -349,7 +361,9 @@ class TapGraph:
         where = self.ops[consumer].layer.name if consumer is not None else (
             self.ops[self.producer[key]].layer.name if key in self.producer else "input"
         )
-        return Tap(index, key, consumer, kind, self._shapes[key], quantizer, f"tap{index}_{where}")
+        shape = self._shapes[key]
+        axis = 0 if len(shape) == 2 and self._transposed.get(key, False) else -1
+        return Tap(index, key, consumer, kind, shape, quantizer, f"tap{index}_{where}", axis)
 
     def _ancestors(self, key: int) -> set[int]:
         """Ops needed to compute ``key`` from inputs, stopping at (other) gated tensors."""
@@ -510,5 +524,7 @@ def tap_signal(signal: tf.Tensor, tap: Tap, per_position: bool = False) -> tf.Te
     """
     if per_position:
         return tf.reshape(signal, [-1, *tap.shape])
-    return tf.reshape(signal, [-1] + [1] * (len(tap.shape) - 1) + [tap.channels])
+    shape = [1] * len(tap.shape)
+    shape[tap.axis] = tap.channels
+    return tf.reshape(signal, [-1] + shape)
 
