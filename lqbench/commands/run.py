@@ -37,6 +37,9 @@ def register(subparsers) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), metavar="NAME")
     parser.add_argument("--batch-size", type=int, default=64)
+    from lqbench.commands._spec_args import add_execution_arguments
+
+    add_execution_arguments(parser)
     parser.add_argument("--bench-runs", type=int, default=50, help="timed inferences per model")
     from lqbench.distribute import add_strategy_argument
 
@@ -60,6 +63,7 @@ def base_spec(args: argparse.Namespace):
         seeds=list(args.seeds),
         learning_rate=1e-3,
         weight_decay=1e-5,
+        xla=getattr(args, "xla", None) or "auto",
     )
 
 
