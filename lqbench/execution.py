@@ -251,14 +251,19 @@ def measure(trainer: tf.keras.Model, element_spec, batch_size: int, num_classes:
                                   f"faster steps would save {best_gain:.2f} s, less than compiling "
                                   f"(>= {off['first_step_s']:.2f} s)")
             return timings
-        start("on")
-        began = time.perf_counter()
-        while True:
-            step("on")
-            if len(timings["on"]["step_seconds"]) >= max_steps or (
-                    len(timings["on"]["step_seconds"]) >= min_steps and time.perf_counter() - began >= budget_s):
-                break
-            step("off")
+        try:
+            start("on")
+            began = time.perf_counter()
+            while True:
+                step("on")
+                if len(timings["on"]["step_seconds"]) >= max_steps or (
+                        len(timings["on"]["step_seconds"]) >= min_steps and time.perf_counter() - began >= budget_s):
+                    break
+                step("off")
+        except (tf.errors.OpError, ValueError, TypeError, NotImplementedError) as error:  # e.g. an op without
+            timings.pop("on", None)  # an XLA kernel: graph mode, and the reason recorded
+            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            off["xla_skipped"] = f"XLA failed: {message[:300]}"
     finally:
         trainer.set_weights(initial)
     for value in timings.values():
@@ -290,6 +295,8 @@ def _usable(timings, total_steps) -> bool:
     if "on" in timings:
         return True
     off = timings["off"]
+    if off.get("xla_skipped", "").startswith("XLA failed"):
+        return True
     return bool(total_steps) and (total_steps - 1) * off["seconds_per_step"] * (1 - 1 / MAX_XLA_SPEEDUP) <= \
         off["first_step_s"]
 
@@ -404,5 +411,6 @@ def _decide(requested, trainer, element_spec, batch_shape, num_classes, total_st
             _write_cache(cache_dir, key, timings)
     mode = _estimate(timings, total_steps)
     if "on" not in timings:
-        reason += ": run too short for XLA to pay back its compilation"
+        reason += (": XLA failed to compile" if timings["off"].get("xla_skipped", "").startswith("XLA failed")
+                   else ": run too short for XLA to pay back its compilation")
     return ExecutionDecision(jit_compile=mode == "on", reason=reason, timings=timings, configuration=key, **base)

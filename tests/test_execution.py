@@ -111,5 +111,8 @@ def test_spec_field_cli_flags_and_legacy_jit_compile():
         assert _spec_args.spec_from_arguments(parser.parse_args(argv)).xla == mode
     with pytest.raises(SystemExit):
         parser.parse_args(["--xla", "fast"])
+    assert parser.parse_args(["--threads", "1"]).threads == 1
+    with pytest.raises(ValueError, match="threads: -1 must be a non-negative integer"):
+        execution.configure_threads(-1)
     with pytest.raises(ValueError, match="xla: 'fast' is not an execution mode; allowed: auto, on, off"):
         execution.parse_mode("fast")

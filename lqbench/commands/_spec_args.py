@@ -51,6 +51,20 @@ def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
                         help="execution mode of the train step: auto (default: time both, keep the faster), "
                              "on (XLA), off (graph)")
     parser.add_argument("--no-xla", dest="xla", action="store_const", const="off", help="same as --xla off")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="TensorFlow intra-op CPU threads (default: TensorFlow's, one per core)")
+
+
+def apply_execution_arguments(args: argparse.Namespace) -> None:
+    """Size TensorFlow's thread pools from ``--threads`` (call before any TensorFlow op)."""
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        from lqbench.cli import UsageError
+        from lqbench.execution import configure_threads
+
+        if threads < 0:
+            raise UsageError(f"--threads: {threads} must be >= 0 (0: TensorFlow's default, one per core)")
+        configure_threads(threads or None)
 
 
 def spec_from_arguments(args: argparse.Namespace, base: ExperimentSpec | None = None) -> ExperimentSpec:

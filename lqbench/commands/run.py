@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
 
     from lqbench.distribute import strategy_from_arguments
 
+    from lqbench.commands._spec_args import apply_execution_arguments
+
+    apply_execution_arguments(args)  # thread pools: before any TensorFlow op
     strategy = strategy_from_arguments(args)
     started = time.perf_counter()
     output = pathlib.Path(args.output)

@@ -71,6 +71,9 @@ def load(sweep_file: str, axes: list[str], overrides: dict[str, Any]):
 
 
 def run(args) -> int:
+    from lqbench.commands._spec_args import apply_execution_arguments
+
+    apply_execution_arguments(args)  # thread pools: before any TensorFlow op
     from lqbench import experiment, sweep
 
     overrides = {k: v for k, v in (("seeds", args.seeds), ("epochs", args.epochs),
