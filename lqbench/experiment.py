@@ -8,8 +8,9 @@ search, sweep and benchmark:
    precision version when ``post_training_binarization`` is set (paper 003's naive
    baseline: train in float, binarize afterwards);
 3. wrap it in the training algorithm (`lqbench.algorithms`: BP, DFA, DRTP, HSIC, SigpropTL);
-4. fit it with the optimizer or multi-phase recipe (`lqbench.recipes.fit`) under XLA where
-   the algorithm and optimizer support it;
+4. fit it with the optimizer or multi-phase recipe (`lqbench.recipes.fit`) in the spec's
+   execution mode (``xla = "auto"``: the faster of XLA and graph mode, timed on this trainer
+   and batch shape, `lqbench.execution`);
 5. evaluate the final model and the best-on-validation weights on the test split;
 6. save the trained model (``model.keras``, reloads with `load_model`), TensorBoard logs,
    the spec and a `RunResult` (``result.json``, written atomically).
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from lqbench import storage
+from lqbench import execution, storage
 from lqbench.callbacks import BestWeights
 from lqbench.profiling import MemoryMonitor
 from lqbench.spec import ExperimentSpec
@@ -60,6 +61,7 @@ class RunResult:
     footprint_bits: int | None = None
     saved_model_bytes: int | None = None
     jit_compile: bool = False
+    execution: dict[str, Any] = dataclasses.field(default_factory=dict)  # `lqbench.execution.ExecutionDecision`
     model_path: str | None = None
     log_dir: str | None = None
     spec: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -179,9 +181,14 @@ def _run(spec, seed, output_dir, verbose, extra_callbacks, save_model, strategy)
 
     if not spec.post_training_binarization:
         callbacks += estimators.callbacks_for(spec.binarization.estimator_names(), spec.epochs)
-    jit = bool(spec.jit_compile and getattr(trainer, "supports_xla", True) and optimizers.supports_xla(spec.optimizer)
-               and distribute.supports_xla(strategy))
-    result.jit_compile = jit
+    decision = execution.decide(spec.xla, trainer, element_spec=train_data.element_spec,
+                                batch_shape=(spec.batch_size,), num_classes=info.num_classes,
+                                total_steps=spec.epochs * steps_per_epoch, optimizer=spec.optimizer,
+                                strategy=strategy, configuration=execution.spec_configuration(spec.to_dict()),
+                                cache_dir=output_dir)
+    tf.keras.utils.set_random_seed(seed)  # the same random streams whether or not the modes were timed
+    jit = decision.jit_compile
+    result.jit_compile, result.execution = jit, decision.to_dict()
 
     memory = MemoryMonitor()
     start = time.perf_counter()

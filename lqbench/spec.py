@@ -37,6 +37,7 @@ from typing import Any
 
 from lqbench._compat import tomllib
 from lqbench.binarization import Binarization
+from lqbench.execution import MODES
 
 
 class SpecError(ValueError):
@@ -84,7 +85,7 @@ class ExperimentSpec:
     epochs: int = 10
     batch_size: int = 128
     seeds: list[int] = dataclasses.field(default_factory=lambda: [0])
-    jit_compile: bool = True
+    xla: str = "auto"  # execution mode, `lqbench.execution.MODES`
     grid: dict[str, list] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -93,6 +94,8 @@ class ExperimentSpec:
                 self.binarization = Binarization.from_dict(self.binarization)
             except ValueError as error:
                 raise SpecError(f"binarization: {error}") from None
+        if isinstance(self.xla, bool):  # `xla = true/false` as in the `jit_compile` of earlier versions
+            self.xla = "on" if self.xla else "off"
         self.validate()
 
     # ------------------------------------------------------------------ validation
@@ -106,6 +109,7 @@ class ExperimentSpec:
         _check_name("algorithm", self.algorithm, algorithms.available())
         _check_name("optimizer", self.optimizer, optimizer_names())
         _check_name("schedule", self.schedule, SCHEDULES)
+        _check_name("xla", self.xla, MODES)
         _check_positive_int("epochs", self.epochs)
         _check_positive_int("batch_size", self.batch_size)
         if not (isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < math.inf):
@@ -173,6 +177,9 @@ class ExperimentSpec:
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> "ExperimentSpec":
         names = {f.name for f in dataclasses.fields(cls)}
+        if "jit_compile" in config and "xla" not in config:  # the field's name before `xla`
+            config = {**config, "xla": config["jit_compile"]}
+        config = {k: v for k, v in config.items() if k != "jit_compile"}
         unknown = sorted(set(config) - names)
         if unknown:
             raise SpecError(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")

@@ -37,6 +37,9 @@ def register(subparsers) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), metavar="NAME")
     parser.add_argument("--batch-size", type=int, default=64)
+    from lqbench.commands._spec_args import add_execution_arguments
+
+    add_execution_arguments(parser)
     parser.add_argument("--bench-runs", type=int, default=50, help="timed inferences per model")
     from lqbench.distribute import add_strategy_argument
 
@@ -60,6 +63,7 @@ def base_spec(args: argparse.Namespace):
         seeds=list(args.seeds),
         learning_rate=1e-3,
         weight_decay=1e-5,
+        xla=getattr(args, "xla", None) or "auto",
     )
 
 
@@ -69,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
 
     from lqbench.distribute import strategy_from_arguments
 
+    from lqbench.commands._spec_args import apply_execution_arguments
+
+    apply_execution_arguments(args)  # thread pools: before any TensorFlow op
     strategy = strategy_from_arguments(args)
     started = time.perf_counter()
     output = pathlib.Path(args.output)

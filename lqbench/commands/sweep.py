@@ -20,6 +20,9 @@ def register(subparsers) -> None:
     parser.add_argument("--output", default="lqbench-results/sweep", help="results folder")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override every spec's seeds")
     parser.add_argument("--epochs", type=int, default=None, help="override every spec's epochs")
+    from lqbench.commands._spec_args import add_execution_arguments
+
+    add_execution_arguments(parser)
     parser.add_argument("--retry-failed", action="store_true", help="redo runs recorded as failed")
     parser.add_argument("--resume-partial", action="store_true",
                         help="continue half-written runs from their Keras backup instead of redoing them")
@@ -69,9 +72,13 @@ def load(sweep_file: str, axes: list[str], overrides: dict[str, Any]):
 
 
 def run(args) -> int:
+    from lqbench.commands._spec_args import apply_execution_arguments
+
+    apply_execution_arguments(args)  # thread pools: before any TensorFlow op
     from lqbench import experiment, sweep
 
-    overrides = {k: v for k, v in (("seeds", args.seeds), ("epochs", args.epochs)) if v is not None}
+    overrides = {k: v for k, v in (("seeds", args.seeds), ("epochs", args.epochs),
+                                                     ("xla", getattr(args, "xla", None))) if v is not None}
     sweep_spec = load(args.sweep_file, args.axis, overrides)
     specs = sweep_spec.specs()
     output = pathlib.Path(args.output)

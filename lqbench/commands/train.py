@@ -1,7 +1,7 @@
 """``lqbench train``: train one spec (every seed) and save the models and results."""
 from __future__ import annotations
 
-from lqbench.commands._spec_args import add_spec_arguments, spec_from_arguments
+from lqbench.commands._spec_args import add_spec_arguments, apply_execution_arguments, spec_from_arguments
 from lqbench.distribute import add_strategy_argument, strategy_from_arguments
 
 
@@ -18,6 +18,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from lqbench import experiment
 
+    apply_execution_arguments(args)  # thread pools: before any TensorFlow op
     strategy = strategy_from_arguments(args)
     spec = spec_from_arguments(args)
     failed = 0
@@ -31,6 +32,13 @@ def run(args) -> int:
             f"seed {seed}: test accuracy {result.test_accuracy:.4f} "
             f"(best-val weights {result.test_accuracy_best_val:.4f}), "
             f"{result.params:,} parameters, {result.footprint_bits / 8 / 1024:.1f} KiB deployed, "
-            f"{result.wall_time_s:.1f} s; model: {result.model_path}"
+            f"{result.wall_time_s:.1f} s ({_execution(result)}); model: {result.model_path}"
         )
     return 1 if failed else 0
+
+
+def _execution(result) -> str:
+    """``graph, measured`` / ``XLA, cached`` / ...: the execution mode of a run and why."""
+    decision = result.execution or {}
+    mode = "XLA" if result.jit_compile else "graph"
+    return f"{mode}, {decision['reason']}" if decision.get("reason") else mode

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import pathlib
 
-from lqbench.commands._spec_args import add_spec_arguments, spec_from_arguments
+from lqbench.commands._spec_args import add_spec_arguments, apply_execution_arguments, spec_from_arguments
 
 
 def register(subparsers) -> None:
@@ -32,6 +32,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    apply_execution_arguments(args)  # thread pools: before any TensorFlow op
     from lqbench import presets, tuning
     from lqbench.commands.sweep import parse_assignment
 
