@@ -219,8 +219,13 @@ def test_fallbacks_cross_checked_with_flatbuffer():
         report = tfl.convert(model, None, allow_fallback=True)
     assert report.bconv == report.expected_bconv == 2 and report.count_mismatch is None
     assert {f.layer for f in report.fallbacks} == {"depthwise", "kernel_only", "heaviside", "grouped16"}
-    assert report.bmaxpool == 0 and [p.layer for p in report.pool_fallbacks] == ["pool_before_bn"]
-    assert report.max_abs_diff <= 1e-3 * (1 + report.max_abs_output)
+    # the rewrite moved the batch norm before the pool (exact: positive scales): a binary max-pool
+    assert report.bmaxpool == 1 and report.pool_fallbacks == []
+    assert [(s.layer, s.kind) for s in report.rewrites] == [("pool_before_bn", "bn_before_pool")]
+    assert report.max_abs_diff <= 1e-3 * (1 + report.max_abs_output) and report.verdict == "exact"
+    with pytest.warns(tfl.ConversionWarning):
+        plain = tfl.convert(model, None, allow_fallback=True, rewrite=False, verify=False, compare_float=False)
+    assert plain.bmaxpool == 0 and [p.layer for p in plain.pool_fallbacks] == ["pool_before_bn"]
 
 
 def test_ste_tern_input_is_an_error_even_with_fallback_allowed(tmp_path):

@@ -1,6 +1,8 @@
 """``lqbench report``: tables (Markdown, CSV), figures and TensorBoard HParams of a results folder."""
 from __future__ import annotations
 
+import pathlib
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -28,8 +30,6 @@ def run(args) -> int:
     print(written.markdown)
     files = list(written.files)
     if args.deployment:
-        import pathlib
-
         from lqbench.tflite import deployment
 
         if args.deployment_runs < 1:
