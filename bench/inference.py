@@ -1,9 +1,10 @@
 """Binary vs float inference on this host with Larq Compute Engine: latency and size ratios.
 
-For each zoo model (fully binary `lqbench.Binarization()` vs its float twin
-`Binarization.full_precision()`, both built by `lqbench.models.build` at 32x32x3, 10 classes,
+For each zoo model at its default arguments (fully binary `lqbench.Binarization()` vs its float
+twin `Binarization.full_precision()`, both built by `lqbench.models.build` at 32x32x3, 10 classes,
 untrained weights: latency and size do not depend on the values), the script converts both
-with LCE, then times single-image inference with `lqbench.tflite.compare` at 1 and 2 threads
+with LCE (`lqbench.tflite.convert` with its defaults: the model rewritten into LCE's fast form,
+verified against Keras with sign ties kept apart), then times single-image inference with `lqbench.tflite.compare` at 1 and 2 threads
 (binary kernel chosen by ``auto``; float ops on XNNPACK) and writes
 ``bench/results/inference.json``.
 
@@ -11,7 +12,10 @@ The host is x86: LCE's optimized ARM kernels are not used, so these are *not* AR
 (`lce.md`). The machine may be shared: the load average before and after each model is
 recorded, and binary and float inferences alternate one by one so both see the same load.
 
-    python bench/inference.py [--models vgg_small vgg_small_avg binarynet_cnn ...] [--runs 200]
+    python bench/inference.py [--models vgg_small vgg_small_avg binarynet_cnn ...] [--runs 200] [--merge]
+
+``--merge`` replaces only the listed models' entries of an existing output file (to measure the
+zoo in several shorter runs).
 """
 from __future__ import annotations
 
@@ -34,13 +38,12 @@ HERE = pathlib.Path(__file__).resolve().parent
 TARGET_LATENCY_RATIO = 0.5  # binary at most half the float latency (1 thread)
 TARGET_SIZE_RATIO = 25.0  # binary at least 25x smaller
 # zoo variants benchmarked under their own names: (zoo model, architecture arguments)
+# (binary dense layers need no variant any more: `lqbench.tflite.convert` rewrites them as 1x1 binary convs)
 VARIANTS = {
     "vgg_small_avg": ("vgg_small", {"head": "avg"}),
-    "binarynet_cnn_conv_head": ("binarynet_cnn", {"dense_as_conv": True}),
-    "vgg19_conv_head": ("vgg19", {"dense_as_conv": True}),
 }
-DEFAULT_MODELS = ["vgg_small", "vgg_small_avg", "binarynet_cnn", "binarynet_cnn_conv_head", "resnet20", "lenet",
-                  "vgg19", "vgg19_conv_head", "mobilenet_v2", "reactnet_a"]
+DEFAULT_MODELS = ["vgg_small", "vgg_small_avg", "binarynet_cnn", "resnet20", "lenet", "vgg19", "mobilenet_v2",
+                  "reactnet_a"]
 
 
 def measure(binary_path, float_path, threads: int, runs: int, warmup: int) -> dict:
@@ -88,6 +91,13 @@ def run_model(name: str, shape, classes: int, threads_list, runs: int, warmup: i
         "float_bytes": report.float_size_bytes,
         "size_ratio": report.size_ratio,
         "conversion": {
+            "rewrites": [str(step) for step in report.rewrites],
+            "verdict": report.verdict,
+            "verified_on": report.verified_on,
+            "tied_samples": report.tied_samples,
+            "tie_max_abs_diff": report.tie_max_abs_diff,
+            "size_note": report.size_note(),
+            "weight_bytes": report.weight_bytes,
             "binary_layers": report.binary_layers,
             "lce_bconv2d": report.bconv,
             "lce_bmaxpool2d": report.bmaxpool,
@@ -129,6 +139,8 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=200, help="timed runs of each model")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--output", default=str(HERE / "results" / "inference.json"))
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other models of an existing --output file, replace the listed ones")
     args = parser.parse_args(argv)
     unknown = [m for m in args.models if m not in models.available() and m not in VARIANTS]
     if unknown:
@@ -155,6 +167,15 @@ def main(argv=None) -> int:
         "models": results,
     }
     output = pathlib.Path(args.output)
+    if args.merge and output.exists():
+        previous = json.loads(output.read_text())
+        fresh = {m["model"]: m for m in results}
+        order = [m["model"] for m in previous.get("models", [])] + [m for m in fresh if m not in
+                                                                     {p["model"] for p in previous.get("models", [])}]
+        kept = {m["model"]: m for m in previous.get("models", [])}
+        payload["models"] = [fresh.get(name) or kept[name] for name in order]
+        commands = previous.get("commands") or [previous.get("command")]
+        payload["commands"] = [c for c in commands if c] + [payload["command"]]
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(payload, indent=2))
     print(f"wrote {output}")

@@ -9,10 +9,14 @@ from __future__ import annotations
 import json
 import pathlib
 
-PARTS = ("inference", "speed", "overhead", "memory", "table1", "binary_mlp", "pipeline")
+PARTS = ("inference", "peer", "overhead", "memory", "modes", "cifar", "threads", "table1", "binary_mlp",
+         "pipeline")
 TITLES = {
     "inference": "Inference: LCE binary vs float on this host",
-    "speed": "Speed and accuracy against the seed authors' PyTorch code",
+    "peer": "Side by side with the seed authors' PyTorch code (same run)",
+    "modes": "Execution mode: does `xla = \"auto\"` pick the fastest?",
+    "cifar": "CIFAR-10 (JPEG q75 copy) ResNet-20 epochs through the command line",
+    "threads": "TensorFlow CPU threading and oneDNN",
     "overhead": "Overhead of lqbench's backprop `train_step` over plain Keras + Larq `fit`",
     "memory": "Training cost: peak memory and time per step of each method",
     "table1": "Accuracy on MNIST: paper 002 Table 1",
@@ -45,9 +49,15 @@ def _status(met: bool) -> str:
     return "met" if met else "**missed**"
 
 
-def _header(part: str, state: dict) -> list[str]:
+def _header(part: str, state: dict, data: dict | None = None) -> list[str]:
     info = state.get("parts", {}).get(part)
     lines = [f"## {TITLES[part]}", ""]
+    runs = (data or {}).get("invocations") or []
+    if runs and (not info or info.get("started", "") < runs[0]["started"]):
+        # measured by running the part's script in pieces (each under the CPU lock), not by run_all
+        lines += ["Measured in pieces: " + "; ".join(f"`{r['command']}` ({r['seconds'] / 60:.1f} min, {r['started']})"
+                                                    for r in runs) + ".", ""]
+        return lines
     if info:
         lines.append(f"`{info['command']}` — {info['seconds'] / 60:.1f} min, started {info['started']}"
                      + ("" if info["returncode"] == 0 else f", **failed with exit {info['returncode']}** "
@@ -86,17 +96,29 @@ def render_inference(results, state) -> list[str]:
         arch = f" ({m['zoo_model']} with {m['architecture_args']})" if m.get("architecture_args") else ""
         lines.append(f"- {m['model']}{arch}: latency ratio {t['latency_ratio_1_thread']:.2f} — "
                      f"{_status(t['latency_target_met'])}; size {m['size_ratio']:.1f}x — {_status(t['size_target_met'])}.")
+    lines += ["", "Conversion with `lqbench.tflite.convert`'s defaults: binary dense layers rewritten as 1x1 binary "
+              "convolutions (and batch norm moved before max-pools where exact), LCE outputs verified against Keras "
+              "with sign ties kept apart from mis-conversions (untrained batch norm makes binary sums exactly 0; "
+              "where every sample ties, a copy with calibrated batch-norm statistics is verified).", ""]
+    for m in data["models"]:
+        conv = m["conversion"]
+        if "verdict" not in conv:
+            continue
+        where = "its calibrated copy" if conv.get("verified_on") == "calibrated" else "the model"
+        diff = conv.get("max_abs_diff")
+        line = (f"- {m['model']}: {len(conv.get('rewrites', []))} rewrite(s); verification {conv['verdict']}"
+                + (f", max \\|LCE - Keras\\| {diff:.2g} on {where}" if diff is not None else ""))
+        if conv.get("tie_max_abs_diff") and conv["tie_max_abs_diff"] > 1e-4:
+            line += f" (sign ties alone move untrained outputs by up to {conv['tie_max_abs_diff']:.2g})"
+        if conv.get("size_note"):
+            line += f"; below {target_size:.0f}x because: {conv['size_note']}"
+        lines.append(line + ".")
     lines += ["",
-              "Why some models miss: the size ratio counts every byte that stays float — the real-valued first "
-              "convolution, batch-norm parameters and, above all, binary dense layers, which LCE silently converts "
-              "to float ops with float weights (the `float fallbacks` column): the classifiers of `vgg_small`, "
-              "`binarynet_cnn` and `vgg19`; their `head=\"avg\"` / `dense_as_conv=True` variants (`*_avg`, "
-              "`*_conv_head` rows) turn them into binary 1x1 convolutions or shrink them. `mobilenet_v2`'s "
-              "depthwise convolutions have no binary LCE kernel and stay float. Models whose binary convolutions "
-              "are a small share of the compute (`lenet`, `mobilenet_v2`, and `resnet20`, whose float shortcuts, "
-              "adds and requantisation run in every block) are not faster than XNNPACK's float kernels on x86: "
-              "LCE's fast binary kernels are written for ARM. At 2 threads the binary model keeps LCE's "
-              "single-threaded `indirect` kernel (the fastest here) while XNNPACK uses both cores.", "",
+              "Models whose binary convolutions are a small share of the compute (`lenet`, `mobilenet_v2`, and "
+              "`resnet20`, whose float shortcuts, adds and requantisation run in every block) are not faster than "
+              "XNNPACK's float kernels on x86: LCE's fast binary kernels are written for ARM. At 2 threads the "
+              "binary model keeps LCE's single-threaded `indirect` kernel (the fastest here) while XNNPACK uses "
+              "both cores.", "",
               "Published ARM anchors (single thread, ImageNet 224x224; Larq Zoo documentation 2020, "
               "https://docs.larq.dev/zoo/; LCE paper, Bannink et al., MLSys 2021, reports binary convolutions "
               "8.5-18.5x faster than float on a Pixel 1):", "",
@@ -107,36 +129,167 @@ def render_inference(results, state) -> list[str]:
     return lines
 
 
-def render_speed(results, state) -> list[str]:
-    data = _load(results, "training_cost.json")
-    lines = _header("speed", state)
-    if not data or not data.get("speed"):
+def _mib(value):
+    return "n/a" if value is None else f"{value:.0f}"
+
+
+def render_peer(results, state) -> list[str]:
+    data = _load(results, "peer.json")
+    lines = _header("peer", state, data)
+    if not data or not data.get("rows"):
         return lines + ["No results.", ""]
-    epochs = data.get("speed_epochs", 3)
-    lines += [f"Binary MLP 784-512-512-10 (middle layer binary, no batch norm), Adam 1e-3, coupled weight decay "
-              f"1e-5, batch 128, {epochs} epoch(s) of MNIST (60k), XLA. The authors' numbers are their PyTorch code "
-              "(github.com/BenCrulis/binary_nn_extended) measured on this machine, 3 epochs (issue #9). Epoch times on "
-              "this shared 2-core machine vary by tens of percent from run to run; the time ratio uses the median "
-              "epoch.", "",
-              "| method | lqbench s/epoch, median (fastest) | authors s/epoch | time ratio | lqbench test acc. "
-              "| authors test acc. |",
+    st = data["settings"]
+    target = st.get("time_ratio_target", 0.7)
+    lines += ["`bench/peer_compare.py`: the authors' code (github.com/BenCrulis/binary_nn_extended, run by "
+              "`../shared/tools/peer/harness.py`: their binarization, per-batch driver and DFA/DRTPFast/HSIC/Pepita "
+              "classes, PyTorch, 2 threads) and lqbench (default execution mode `xla = \"auto\"`), each in fresh "
+              "processes, one after the other. Both: Adam 1e-3, coupled weight decay 1e-5, batch 128, seed 0, "
+              f"inputs (x/255 - 0.1307)/0.3081, HSIC gamma {st['hsic_gamma']:g}. "
+              f"`mlp`: 784-512(float)-sign-512(binary)-sign-10(float), {st['mlp_epochs']} epochs of MNIST. "
+              "`cnn` (paper 000's MNIST CNN): conv 64-64-pool-128-128-pool (BN, sign; first conv float), "
+              f"dense 6272-10 (float), {st['cnn_steps']} steps. Time per step: training loop only, glibc's normal "
+              "allocator on both sides (lqbench's tracing/compilation and mode choice happen before it). Peak "
+              "memory: a second run on each side with `MALLOC_MMAP_THRESHOLD_=65536 MALLOC_TRIM_THRESHOLD_=0`, "
+              "peak RSS during training minus the RSS after building the model, before the first step (so both "
+              "include the optimizer state and, for lqbench, the traced graph and TensorFlow's CPU allocator "
+              "pool). Accuracy: official 10k test set after training, one seed per side.", "",
+              "| net | method | lqbench s/step (mode) | authors s/step | time ratio | lqbench test acc. "
+              "| authors test acc. | lqbench MiB | authors MiB | memory ratio |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    misses, drtp_rows = [], []
+    for r in data["rows"]:
+        a, b = r.get("authors", {}), r.get("lqbench", {})
+        if "seconds_per_step" not in a or "seconds_per_step" not in b:
+            lines.append(f"| {r['model']} | {METHOD_NAMES[r['method']]} | failed: "
+                         f"{b.get('error') or a.get('error')} | | | | | | | |")
+            continue
+        mode = (b.get("execution") or {}).get("mode")
+        mode = {"on": "XLA", "off": "graph"}.get(mode, mode or "?")
+        lines.append(f"| {r['model']} | {METHOD_NAMES[r['method']]} | {b['seconds_per_step']:.4f} ({mode}) "
+                     f"| {a['seconds_per_step']:.4f} | {r['time_ratio']:.2f} | {100 * b['test_accuracy']:.1f} % "
+                     f"| {100 * a['test_accuracy']:.1f} % | {_mib(b.get('training_mib'))} | {_mib(a.get('training_mib'))} "
+                     f"| {_f(r.get('memory_ratio'))} |")
+        if r["time_ratio"] > target:
+            misses.append(f"{r['model']} {METHOD_NAMES[r['method']]} {r['time_ratio']:.2f}")
+    lines += ["", f"Target (issue #13): lqbench's time per step at most {target}x the authors' (read as "
+              f"t_lqbench <= {target} t_authors, i.e. at least 1/{target} = {1 / target:.2f}x their speed) on both "
+              f"networks for every method: {_status(not misses)}" + (f" (missed: {', '.join(misses)})" if misses else "")
+              + "."]
+    for model in ("mlp", "cnn"):
+        rows = {r["method"]: r["lqbench"] for r in data["rows"] if r["model"] == model}
+        if "bp" in rows and "drtp" in rows and "seconds_per_step" in rows["bp"] and "seconds_per_step" in rows["drtp"]:
+            d, bp = rows["drtp"]["seconds_per_step"], rows["bp"]["seconds_per_step"]
+            lines.append(f"- DRTP step time at most BP's, {model}: {d:.4f} vs {bp:.4f} s — {_status(d <= bp)}.")
+    return lines + [""]
+
+
+def render_modes(results, state) -> list[str]:
+    data = _load(results, "execution_modes.json")
+    lines = _header("modes", state, data)
+    if not data or not data.get("rows"):
+        return lines + ["No results.", ""]
+    target = data["settings"]["target"]
+    lines += ["`bench/execution_modes.py`, one fresh process per row: `lqbench.execution.decide(\"auto\")` on the "
+              f"built trainer for a run of {data['settings']['epochs']} epochs (what `lqbench train` does), then an "
+              f"independent check: both modes traced/compiled again and {data['settings']['steps']} alternating "
+              "steady-state steps each (synthetic batch of the real shape). Epoch estimate = first step + "
+              "(steps per epoch - 1) x s/step of the check, 45000 (32x32x3) or 54000 (28x28x1) training images.", "",
+              "| model | method | input, batch | graph s/step | XLA s/step | XLA / graph | auto chose "
+              "| chosen / fastest | epoch graph s (est.) | epoch XLA s (est.) | compile XLA s |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    misses = []
+    for r in data["rows"]:
+        if "error" in r:
+            lines.append(f"| {r['model']} | {METHOD_NAMES.get(r['algorithm'], r['algorithm'])} | failed: {r['error']} "
+                         "| | | | | | | | |")
+            misses.append(f"{r['model']}/{r['algorithm']} (failed)")
+            continue
+        c = r["check"]
+        shape = "x".join(map(str, r["input_shape"]))
+        lines.append(f"| {r['model']} | {METHOD_NAMES.get(r['algorithm'], r['algorithm'])} | {shape}, {r['batch_size']} "
+                     f"| {c['off']['seconds_per_step']:.4f} | {c['on']['seconds_per_step']:.4f} "
+                     f"| {r['xla_over_graph']:.2f} | {'XLA' if r['chosen'] == 'on' else 'graph'} "
+                     f"| {r['chosen_over_fastest']:.2f} | {r['epoch_s']['off']:.0f} | {r['epoch_s']['on']:.0f} "
+                     f"| {c['on']['first_step_s']:.1f} |")
+        if not r["within_target"]:
+            misses.append(f"{r['model']}/{r['algorithm']} ({r['chosen_over_fastest']:.2f})")
+    lines += ["", f"Target (issue #13): the default mode within {100 * (target - 1):.0f} % of the fastest on every "
+              f"model tested: {_status(not misses)}" + (f" (missed: {', '.join(misses)})" if misses else "") + ".",
+              "How `auto` decides (`lqbench.execution`): it times both modes on the run's own trainer and batch "
+              "shape and keeps the one with the smaller estimated training time, first step (tracing, XLA "
+              "compilation) + (N - 1) x median step; a run too short for XLA to pay back its compilation even at "
+              "3x faster steps is not compiled at all. Decisions are cached per configuration, so the seeds of a "
+              "sweep measure once."]
+    resnet = {r["algorithm"]: r for r in data["rows"] if r["model"] == "resnet20" and "error" not in r}
+    if "bp" in resnet and "drtp" in resnet:
+        mode = resnet["drtp"]["chosen"]
+        d, bp = resnet["drtp"]["check"][mode]["seconds_per_step"], resnet["bp"]["check"][resnet["bp"]["chosen"]]["seconds_per_step"]
+        lines.append(f"- DRTP step time at most BP's, ResNet-20 (default modes): {d:.4f} vs {bp:.4f} s — "
+                     f"{_status(d <= bp)}.")
+    return lines + [""]
+
+
+def render_cifar(results, state) -> list[str]:
+    data = _load(results, "cifar_epoch.json")
+    lines = _header("cifar", state, data)
+    if not data or not data.get("rows"):
+        return lines + ["No results.", ""]
+    lines += [f"{data['label']}: `lqbench train --dataset cifar10 --data-dir DIR --model resnet20 --model-args '{{}}' "
+              "--epochs E --algorithm A [--xla MODE]` (Bi-Real ResNet-20, binary weights and activations, batch 128, "
+              "Adam, 45000 training images). Epoch time from `result.json` (includes the validation pass; the first "
+              "epoch also the tracing or XLA compilation; `auto`'s measurement comes before and is in the run time).",
+              "", "| method | `--xla` | epochs | s/epoch (median) | auto's decision | run wall s | test acc. |",
+              "|---|---|---|---|---|---|---|"]
+    default_bp = None
+    for r in data["rows"]:
+        if "error" in r:
+            lines.append(f"| {METHOD_NAMES.get(r['algorithm'], r['algorithm'])} | {r['mode']} | failed: {r['error']} "
+                         "| | | | |")
+            continue
+        e = r.get("execution") or {}
+        how = (("XLA" if e.get("mode") == "on" else "graph") + f" ({e.get('reason', '')}, "
+               f"{e.get('seconds', 0):.0f} s)") if e else "n/a"
+        lines.append(f"| {METHOD_NAMES.get(r['algorithm'], r['algorithm'])} | {r['mode']} | {r['epochs']} "
+                     f"| {r['time_per_epoch_s']:.1f} | {how} | {r['wall_time_s']:.0f} | {100 * r['test_accuracy']:.1f} % |")
+        if r["algorithm"] == "bp" and r["mode"] == "default":
+            default_bp = r
+    if default_bp:
+        t = default_bp["time_per_epoch_s"]
+        lines += ["", f"Target (issue #13): BP epoch with the default command line at most {data['target_s']:.0f} s "
+                  f"here: {t:.1f} s — {_status(t <= data['target_s'])}."]
+    return lines + [""]
+
+
+def render_threads(results, state) -> list[str]:
+    data = _load(results, "threads.json")
+    lines = _header("threads", state, data)
+    if not data or not data.get("rows"):
+        return lines + ["No results.", ""]
+    lines += [f"`{data['command']}` on {data['cores']} cores: BP train step, batch 128, {data['steps']} steps per "
+              "mode after warm-up, each setting in a fresh process (`lqbench.execution.configure_threads`; "
+              "0 = TensorFlow's default, one intra-op thread per core).", "",
+              "| intra-op | inter-op | oneDNN | ResNet-20 graph s/step | MLP graph s/step | MLP XLA s/step |",
               "|---|---|---|---|---|---|"]
-    for row in data["speed"]:
-        a_s, a_acc = row.get("authors_seconds_per_epoch"), row.get("authors_test_accuracy")
-        ratio = row["seconds_per_epoch"] / a_s if a_s else None
-        fastest = f" ({row['min_seconds_per_epoch']:.2f})" if "min_seconds_per_epoch" in row else ""
-        lines.append(f"| {METHOD_NAMES[row['method']]} | {row['seconds_per_epoch']:.2f}{fastest} | {_f(a_s, 1)} "
-                     f"| {_f(ratio)} | {100 * row['test_accuracy']:.1f} % "
-                     f"| {'n/a' if a_acc is None else f'{100 * a_acc:.1f} %'} |")
-    slower = [METHOD_NAMES[r["method"]] for r in data["speed"]
-              if r.get("authors_seconds_per_epoch") and r["seconds_per_epoch"] > r["authors_seconds_per_epoch"]]
-    worse = [METHOD_NAMES[r["method"]] for r in data["speed"]
-             if r.get("authors_test_accuracy") and r["test_accuracy"] < r["authors_test_accuracy"]]
-    lines += ["", f"- No slower than the authors' code: {_status(not slower)}"
-              + (f" (slower: {', '.join(slower)})" if slower else "") + ".",
-              f"- No less accurate: {_status(not worse)}" + (f" (less accurate: {', '.join(worse)})" if worse else "")
-              + (f"; accuracy after {epochs} epoch(s), theirs after 3" if epochs != 3 else "")
-              + "; one seed on each side."]
+    for r in data["rows"]:
+        if "error" in r:
+            lines.append(f"| {r['intra']} | {r['inter']} | {r['onednn']} | failed: {r['error']} | | |")
+            continue
+        m = r["models"]
+        lines.append(f"| {r['intra'] or 'default'} | {r['inter'] or 'default'} | {'on' if r['onednn'] == '1' else 'off'} "
+                     f"| {m['resnet20']['off']:.4f} | {m['binarynet_mlp']['off']:.4f} "
+                     f"| {_f(m['binarynet_mlp'].get('on'), 4)} |")
+    ok = [r for r in data["rows"] if "error" not in r]
+    if ok:
+        best = min(ok, key=lambda r: r["models"]["resnet20"]["off"])
+        default = ok[0]
+        lines += ["", f"Fastest for ResNet-20 here: intra {best['intra'] or 'default'}, inter "
+                  f"{best['inter'] or 'default'}, oneDNN {'on' if best['onednn'] == '1' else 'off'} "
+                  f"({best['models']['resnet20']['off']:.4f} s/step; TensorFlow's defaults "
+                  f"{default['models']['resnet20']['off']:.4f} s/step, "
+                  f"{default['models']['resnet20']['off'] / best['models']['resnet20']['off']:.2f}x). "
+                  "`lqbench train/tune/run/sweep --threads N` sets the intra-op threads (default: TensorFlow's, one "
+                  "per core, which is what a machine with many cores wants too); the measurements above are of "
+                  "this machine only."]
     return lines + [""]
 
 
@@ -292,7 +445,8 @@ def render_pipeline(results, state) -> list[str]:
     return lines + [""]
 
 
-RENDERERS = {"inference": render_inference, "speed": render_speed, "overhead": render_overhead,
+RENDERERS = {"inference": render_inference, "peer": render_peer, "modes": render_modes, "cifar": render_cifar,
+             "threads": render_threads, "overhead": render_overhead,
              "memory": render_memory,
              "table1": render_table1, "binary_mlp": render_binary_mlp, "pipeline": render_pipeline}
 

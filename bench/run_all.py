@@ -8,12 +8,19 @@ the run goes on; ``BENCHMARKS.md`` says which parts failed instead of showing st
 Parts (``--parts``), in running order:
 
 - ``inference``: LCE binary vs float latency and size of the conv zoo (`bench/inference.py`);
-- ``speed``: the 784-512-512-10 binary MLP of the seed authors, every method, and plain Keras
-  ``fit`` (`bench/training_cost.py --part speed`);
+- ``peer``: lqbench side by side with the seed authors' PyTorch code on their binary MLP and
+  paper 000's MNIST CNN, every shared method: time per step, accuracy, peak memory
+  (`bench/peer_compare.py`; needs the authors' checkout and a torch venv: ``PEER_SRC``,
+  ``PEER_PYTHON``, see ``../shared/tools/peer/README.md``);
 - ``overhead``: lqbench's ``bp`` ``train_step`` vs plain Keras ``fit``, epochs alternating in one
   process (`bench/training_cost.py --part overhead`);
 - ``memory``: peak training memory and time per step of every method on a deep binary MLP and
   a binary VGG-style CNN (`bench/training_cost.py --part memory`);
+- ``modes``: XLA vs graph mode on every zoo model (BP) and on ResNet-20 with every method, and
+  whether ``xla = "auto"`` picks the fastest (`bench/execution_modes.py`);
+- ``cifar``: CIFAR-10 (JPEG q75 copy) ResNet-20 epochs through ``lqbench train``, default
+  mode, XLA and graph (`bench/cifar_epoch.py`);
+- ``threads``: TensorFlow's intra-/inter-op threads and oneDNN (`bench/threads.py`);
 - ``table1``: paper 002 Table 1 on MNIST (`bench/mnist_optimizers.py --rows fp,ste,cb`);
 - ``binary_mlp``: every algorithm and optimizer on a fully binary MLP on MNIST
   (`bench/mnist_optimizers.py`);
@@ -26,7 +33,7 @@ existing results.
 
     make bench                       # = .venv/bin/python bench/run_all.py
     make bench ARGS=--quick          # under 15 minutes
-    .venv/bin/python bench/run_all.py --parts inference speed --render-only
+    .venv/bin/python bench/run_all.py --parts inference peer --render-only
 """
 from __future__ import annotations
 
@@ -48,6 +55,8 @@ import render  # noqa: E402  (bench/render.py)
 
 TABLE1_ROWS = "fp,ste,cb"
 BINARY_ROWS = "bin_ste,dfa,drtp,hsic,sigprop,bop,bop2,bnew,proxquant,bmd"
+ZOO = ("lenet", "binarynet_mlp", "binarynet_cnn", "vgg_small", "resnet20", "reactnet_a", "vgg19", "mobilenet_v2",
+       "mlp_mixer")
 
 
 def part_commands(results: pathlib.Path, quick: bool) -> dict[str, list[str]]:
@@ -56,8 +65,15 @@ def part_commands(results: pathlib.Path, quick: bool) -> dict[str, list[str]]:
     seeds = ["0"] if quick else ["0", "1", "2"]
     return {
         "inference": ["bench/inference.py", "--runs", "30" if quick else "200", "--output", f"{r}/inference.json"],
-        "speed": ["bench/training_cost.py", "--part", "speed", "--epochs", "1" if quick else "3",
-                  "--out", f"{r}/training_cost.json"],
+        "peer": ["bench/peer_compare.py", "--mlp-epochs", "1" if quick else "3", "--cnn-steps", "20" if quick else "40",
+                 "--out", f"{r}/peer.json"],
+        "modes": ["bench/execution_modes.py", "--models", *ZOO, "--algorithms", "bp",
+                  "--also", *[f"resnet20:{m}" for m in ("dfa", "drtp", "hsic", "sigprop")],
+                  "--steps", "4" if quick else "8", "--out", f"{r}/execution_modes.json"],
+        "cifar": ["bench/cifar_epoch.py", "--algorithms", "bp", "--modes", *(["default"] if quick else ["default", "on", "off"]),
+                  "--out", f"{r}/cifar_epoch.json"],
+        "threads": ["bench/threads.py", *(["--intra", "1", "2", "--inter", "2"] if quick else []),
+                    "--out", f"{r}/threads.json"],
         "overhead": ["bench/training_cost.py", "--part", "overhead", "--rounds", "3" if quick else "5",
                      "--out", f"{r}/training_cost.json"],
         "memory": ["bench/training_cost.py", "--part", "memory", "--steps", "3" if quick else "5",
@@ -122,11 +138,12 @@ def main(argv=None) -> int:
     if not args.render_only:
         os.environ.setdefault("LQBENCH_DATA_DIR", str(ROOT.parent / "shared" / "data"))
         os.environ.setdefault("LQBENCH_OFFLINE", "1")
+        os.environ["LQBENCH_RUN_ALL"] = "1"  # each part starts its results afresh
         state["machine"] = machine()
         state["mode"] = "quick" if args.quick else "full"
         state["data_dir"] = os.environ["LQBENCH_DATA_DIR"]
         commands = part_commands(results, args.quick)
-        if {"memory", "speed", "overhead"} <= set(args.parts):
+        if {"memory", "overhead"} <= set(args.parts):
             (results / "training_cost.json").unlink(missing_ok=True)  # no stale keys from older runs
         for name in render.PARTS:
             if name in args.parts:

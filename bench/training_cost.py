@@ -36,6 +36,7 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "training_cost.json"
 METHODS = ("bp", "dfa", "drtp", "hsic", "sigprop")
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the authors' MNIST transform
 # the authors' PyTorch code (github.com/BenCrulis/binary_nn_extended) measured on this machine
 AUTHORS = {
     "seconds_per_epoch": {"bp": 3.1, "dfa": 3.7, "drtp": 3.3, "hsic": 4.1, "sigprop": 4.4},
@@ -89,14 +90,23 @@ def build_model(name: str):
     raise ValueError(f"unknown bench model {name!r}; allowed: deep_mlp, vgg_cnn, mlp_512")
 
 
-def setup(method: str, model: str, epochs: int = 1, steps: int | None = None, jit: bool = True,
+def setup(method: str, model: str, epochs: int = 1, steps: int | None = None, jit: bool | str = True,
           batch_size: int = 128, weight_decay: float = 0.0, evaluate: bool = False, seed: int = 0,
-          eager: bool = False):
-    """Build, compile and warm up; returns ``train()`` (see `lqbench.profiling.measure`)."""
+          eager: bool = False, normalize: bool = False, algorithm_args: dict | None = None, warmup: bool = True):
+    """Build, compile and warm up; returns ``train()`` (see `lqbench.profiling.measure`).
+
+    ``jit``: True/False, or ``"auto"``, ``"on"``, ``"off"`` (`lqbench.execution.decide` for the
+    run's steps; the decision is returned in the result as ``execution``). ``normalize``:
+    ``(x - 0.1307) / 0.3081`` as the authors' MNIST transform (else pixels in [0, 1]).
+    ``warmup=False``: no warm-up steps before ``train()`` (its first step then traces/compiles,
+    and a memory baseline taken before it is the post-build one, as in the authors' harness).
+    """
     import lqbench  # noqa: F401
     import lqbench.algorithms
     import lqbench.optimizers
     import tensorflow as tf
+
+    from lqbench import execution
 
     tf.keras.utils.set_random_seed(seed)
     x, y = load_mnist("train")
@@ -104,22 +114,35 @@ def setup(method: str, model: str, epochs: int = 1, steps: int | None = None, ji
         # memory runs: exactly `steps` batches held as arrays from the start, so no dataset
         # copy or shuffle buffer is created inside the measured region
         x, y = x[: steps * batch_size], y[: steps * batch_size]
+    if normalize:
+        x = (x - MNIST_MEAN) / MNIST_STD
+    if steps is None and normalize:
+        # whole epochs: the data as tensors before the memory baseline (as the authors' harness
+        # holds it), so that `fit` does not copy 188 MB of images inside the measured region
+        x, y = tf.constant(x), tf.constant(y)
     net = build_model(model)
     optimizer = lqbench.optimizers.build("adam", learning_rate=1e-3, weight_decay=weight_decay)
     loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     if method == "keras":
         trainer = net
     else:
-        trainer = lqbench.algorithms.build(method, net, seed=seed)
+        trainer = lqbench.algorithms.build(method, net, seed=seed, **(algorithm_args or {}))
+    decision = None
+    if isinstance(jit, str):
+        decision = execution.decide(jit, trainer, batch_shape=(batch_size, *x.shape[1:]), num_classes=10,
+                                    total_steps=epochs * -(-len(x) // batch_size))
+        jit = decision.jit_compile
+        tf.keras.utils.set_random_seed(seed)
     trainer.compile(optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit and not eager, run_eagerly=eager)
     # warm-up: trace and compile (also for the last, smaller batch of an epoch: XLA compiles one
     # program per batch shape), then restore the initial weights and optimizer state
-    initial = net.get_weights()
-    warm = 2 * batch_size + len(x) % batch_size
-    trainer.fit(x[:warm], y[:warm], batch_size=batch_size, epochs=1, verbose=0)
-    net.set_weights(initial)
-    for v in optimizer.variables():
-        v.assign(tf.zeros_like(v))
+    if warmup:
+        initial = net.get_weights()
+        warm = 2 * batch_size + len(x) % batch_size
+        trainer.fit(x[:warm], y[:warm], batch_size=batch_size, epochs=1, verbose=0)
+        net.set_weights(initial)
+        for v in optimizer.variables():
+            v.assign(tf.zeros_like(v))
 
     class EpochTimes(tf.keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -137,32 +160,94 @@ def setup(method: str, model: str, epochs: int = 1, steps: int | None = None, ji
         history = trainer.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=steps is None, verbose=0,
                               callbacks=[timer])
         fit_time = time.perf_counter() - start
+        from lqbench import profiling
+
+        peak_after_fit = profiling.peak_rss_bytes()[0]  # before the evaluation below
         result = {
             "epochs": epochs,
             "steps_per_epoch": -(-len(x) // batch_size),
             "fit_time_s": fit_time,
             "epoch_seconds": timer.seconds,
             "train_loss": [float(v) for v in history.history["loss"]],
+            "peak_rss_after_fit_bytes": peak_after_fit,
         }
         result["seconds_per_step"] = fit_time / (epochs * result["steps_per_epoch"])
+        if decision is not None:
+            result["execution"] = decision.to_dict()
         if evaluate:
             xt, yt = load_mnist("test")
+            if normalize:
+                xt = (xt - MNIST_MEAN) / MNIST_STD
             result["test_accuracy"] = float(trainer.evaluate(xt, yt, batch_size=1000, verbose=0)[1])
         return result
 
     return train
 
 
-def run_memory(steps: int, out: dict, modes=("eager", "graph", "xla"), models=("deep_mlp", "vgg_cnn")) -> None:
+# memory part: the zoo's binary CNNs at CIFAR-10 shape (32x32x3, 10 classes); their cost does not
+# depend on pixel values, so they train on seeded random images (no dataset in the measurement)
+ZOO_CNNS = {
+    "vgg_small_w025": ("vgg_small", {"width_multiplier": 0.25}),
+    "resnet20": ("resnet20", {}),
+}
+MEMORY_MODELS = ("deep_mlp", "vgg_cnn") + tuple(ZOO_CNNS)
+# measured 2026-11-30: vgg_cnn graph BP 21 MiB above a 991 MiB baseline with oneDNN (freed
+# buffers stay in its pool), 211 MiB above 736 MiB without
+MEMORY_ENV = {"TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
+def setup_memory(method: str, model: str, steps: int, mode: str, batch_size: int = 128, seed: int = 0,
+                 hparams: dict | None = None):
+    """Like `setup` for the memory part, also for the zoo CNNs of `ZOO_CNNS` (random images)."""
+    if model not in ZOO_CNNS:
+        return setup(method, model, steps=steps, jit=mode == "xla", eager=mode == "eager",
+                     batch_size=batch_size, seed=seed)
+    import numpy as np
+    import tensorflow as tf
+
+    import lqbench
+    import lqbench.algorithms
+    import lqbench.optimizers
+    from lqbench import models
+
+    tf.keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    n = steps * batch_size
+    x = rng.normal(size=(n, 32, 32, 3)).astype(np.float32)
+    y = rng.integers(0, 10, n)
+    name, kwargs = ZOO_CNNS[model]
+    net = models.build(name, (32, 32, 3), 10, lqbench.Binarization(), skip_connections=True, **kwargs)
+    optimizer = lqbench.optimizers.build("adam", learning_rate=1e-3, weight_decay=0.0)
+    trainer = lqbench.algorithms.build(method, net, seed=seed, **(hparams or {}))
+    trainer.compile(optimizer, metrics=["accuracy"], jit_compile=mode == "xla", run_eagerly=mode == "eager")
+    initial = net.get_weights()
+    trainer.fit(x[: 2 * batch_size], y[: 2 * batch_size], batch_size=batch_size, epochs=1, verbose=0)
+    net.set_weights(initial)
+    for v in optimizer.variables():
+        v.assign(tf.zeros_like(v))
+
+    def train():
+        start = time.perf_counter()
+        history = trainer.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+        fit_time = time.perf_counter() - start
+        return {"epochs": 1, "steps_per_epoch": steps, "fit_time_s": fit_time,
+                "train_loss": [float(v) for v in history.history["loss"]], "seconds_per_step": fit_time / steps}
+
+    return train
+
+
+def run_memory(steps: int, out: dict, modes=("eager", "graph", "xla"), models=MEMORY_MODELS) -> None:
     from lqbench import profiling
 
     rows = out.setdefault("memory", [])
     for mode in modes:
         for model in models:
             for method in METHODS:
-                p = profiling.measure(f"{__file__}:setup", method=method, model=model, steps=steps,
-                                      jit=mode == "xla", eager=mode == "eager")
-                row = {"model": model, "method": method, "mode": mode, "steps": steps,
+                # oneDNN's CPU allocator (on by default on x86) pools freed memory, so the process
+                # RSS cannot show a method freeing activations: memory runs turn oneDNN off
+                p = profiling.measure(f"{__file__}:setup_memory", env=MEMORY_ENV, method=method, model=model,
+                                      steps=steps, mode=mode)
+                row = {"model": model, "method": method, "mode": mode, "steps": steps, "env": MEMORY_ENV,
                        "training_mib": p.training_bytes / 2**20, "peak_mib": p.peak_bytes / 2**20,
                        "baseline_mib": p.baseline_bytes / 2**20, "peak_source": p.peak_source,
                        "seconds_per_step": p.result["seconds_per_step"],
@@ -223,6 +308,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=5, help="training steps per memory run")
     parser.add_argument("--modes", nargs="+", choices=("eager", "graph", "xla"), default=["eager", "graph", "xla"],
                         help="execution modes of the memory part")
+    parser.add_argument("--models", nargs="+", choices=MEMORY_MODELS, default=list(MEMORY_MODELS),
+                        help="models of the memory part")
     parser.add_argument("--epochs", type=int, default=3, help="epochs of each speed run")
     parser.add_argument("--out", default=str(RESULTS), help="results file (JSON; updated part by part)")
     args = parser.parse_args(argv)
@@ -233,7 +320,7 @@ def main(argv=None):
     if args.part in ("memory", "all"):
         out["memory"] = []
         out["memory_command"] = command
-        run_memory(args.steps, out, modes=tuple(args.modes))
+        run_memory(args.steps, out, modes=tuple(args.modes), models=tuple(args.models))
     if args.part in ("speed", "all"):
         out["speed"] = []
         out["speed_command"] = command

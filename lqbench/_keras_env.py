@@ -5,8 +5,10 @@ TensorFlow 2.16 ships Keras 3 as ``tf.keras`` unless the environment variable
 Larq Compute Engine 0.16 only work with Keras 2, so lqbench sets the variable on import
 and refuses to continue when TensorFlow was already imported with Keras 3.
 """
+import inspect
 import os
 import pathlib
+import random
 import sys
 
 LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
@@ -56,3 +58,33 @@ def skip_autograph_for_tf_keras() -> None:
     rule = config.DoNotConvert("tf_keras")
     if not any(getattr(r, "_prefix", None) == "tf_keras" for r in config.CONVERSION_RULES):
         config.CONVERSION_RULES = tuple(config.CONVERSION_RULES) + (rule,)
+
+
+def integral_seed_draws() -> None:
+    """Let tf-keras's seeded initializers run on Python 3.12, with the same seeds as on 3.10 and 3.11.
+
+    After ``tf.keras.utils.set_random_seed(s)``, tf-keras 2.16 draws the seed of every initializer
+    and random layer with ``generator.randint(1, 1e9)``: a float bound, deprecated since Python
+    3.10 and a ``TypeError`` from 3.12 (keras-team/tf-keras#803, still in 2.17), so nothing with
+    a seeded initializer could be built there. When the installed tf-keras has that draw, this
+    replaces it by ``randint(1, 10**9)``: Python 3.10 and 3.11 truncate the float bound to that
+    same integer, so every version draws the same seeds from the same ``s``.
+    """
+    from tf_keras.src import backend
+
+    create = backend.RandomGenerator._create_seed
+    try:
+        needed = "randint(1, 1e9)" in inspect.getsource(create)
+    except (OSError, TypeError):  # no source to read: leave tf-keras as it is
+        needed = False
+    if not needed:
+        return
+
+    def _create_seed(self, user_specified_seed):
+        if user_specified_seed is not None:
+            return user_specified_seed
+        generator = getattr(backend._SEED_GENERATOR, "generator", None)
+        return (generator or random).randint(1, 10**9)
+
+    _create_seed.__doc__ = create.__doc__
+    backend.RandomGenerator._create_seed = _create_seed

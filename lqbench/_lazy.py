@@ -11,6 +11,7 @@ stay fast. A module already imported is returned as is.
 from __future__ import annotations
 
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
 import types
@@ -19,11 +20,28 @@ from typing import Callable
 __all__ = ["after_import", "lazy_module"]
 
 
+def _spec(name: str):
+    """The import spec of ``name`` without executing any package on the way (their specs suffice)."""
+    if name in sys.modules:  # read without loading a lazy module (its __getattribute__ would load it)
+        return types.ModuleType.__getattribute__(sys.modules[name], "__spec__")
+    parent = name.rpartition(".")[0]
+    if not parent or (parent in sys.modules and not isinstance(sys.modules[parent], importlib.util._LazyModule)):
+        return importlib.util.find_spec(name)
+    parent_spec = _spec(parent)
+    if parent_spec is None or parent_spec.submodule_search_locations is None:
+        return None
+    lazy_module(parent)  # the package itself loads lazily too, before its submodule runs
+    return importlib.machinery.PathFinder.find_spec(name, list(parent_spec.submodule_search_locations))
+
+
 def lazy_module(name: str) -> types.ModuleType:
-    """Module ``name``, executed on first attribute access (already imported: the module itself)."""
+    """Module ``name``, executed on first attribute access (already imported: the module itself).
+
+    Packages on the way are not executed either (``lazy_module("lqbench.tflite.deployment")``
+    does not run ``lqbench/tflite/__init__.py`` until the module is used)."""
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.find_spec(name)
+    spec = _spec(name)
     if spec is None:
         raise ModuleNotFoundError(f"no module named {name!r}", name=name)
     loader = importlib.util.LazyLoader(spec.loader)

@@ -19,6 +19,15 @@ pass (paper 003, methods.md §2):
 | `ede`          | \\(k t (1 - \tanh^2(t x))\\), \\(t, k\\) set per epoch by `EDESchedule`                | `EDESign` |
 | `rsign`        | clipped STE at the learnt threshold: \\(1_{\|x - b\| \leq 1}\\), \\(q = sign(x - b)\\) | `RSign` |
 
+Paper 003's rows map to: "STE" -> `ste_clipped` (its eq. 3, the hard-tanh-clipped STE; with
+Larq's weight clip on latent weights `ste` and `ste_clipped` coincide for weights, not for
+activations), "second order" -> `approx_sign` (eq. 5), "tanh" -> `tanh` (eq. 6, \(\beta = 1\)),
+"2/cosh x" -> `cosh2` (eq. 7, \(\beta = 1\); `swish_sign` is BNN+'s SignSwish, a different member
+of that family, kept as an option), "Gumbel softmax" -> `gumbel`, IR-Net -> `ede` (IR-Net's
+``BinaryQuantize.backward``, ``CIFAR-10/VGG-Small/modules/binaryfunction.py:13-16`` @f63a590, and
+its ``Log_UP`` schedule, ``main.py:123-137``). `bench/reference/estimators.py` compares each
+against these formulas (`docs/fidelity.md`).
+
 Larq's own quantizers are reused (not rewritten) for `ste`, `ste_clipped`, `approx_sign`
 and `swish_sign`. The new ones are registered Keras custom objects, so they serialise with
 saved models and can be referred to by string in Larq layers. The Keras string of `tanh`
@@ -102,7 +111,9 @@ class SteIdentity(lq.quantizers.SteSign):
     \\[ q(x) = sign(x), \qquad \frac{\partial q}{\partial x} = 1. \\]
 
     Used for binary weights: with latent weights clipped to [-1, 1] after every step
-    (`larq.constraints.WeightClip`), the clipped and identity STE coincide.
+    (`larq.constraints.WeightClip`), the clipped and identity STE coincide. Paper 003's STE
+    rows use the clipped form (its eq. 3, `ste_clipped`), which differs from this one on
+    activations.
     """
 
     def __init__(self, clip_value: float | None = None, **kwargs):
@@ -139,7 +150,9 @@ class Cosh2Sign(_SignEstimator):
 
     \\[ \frac{\partial q}{\partial x} = \left(\frac{2}{\cosh(\beta x)}\right)^2. \\]
 
-    For the BNN+ "SignSwish" form of the 2/cosh family use `swish_sign` (Larq's `SwishSign`).
+    With \\(\beta = 1\\) this is exactly paper 003's "2/cosh x" estimator (its eq. 7), the
+    choice of the paper-003 presets. For the BNN+ "SignSwish" form of the 2/cosh family
+    (methods.md's default, \\(\beta = 5\\)) use `swish_sign` (Larq's `SwishSign`).
     """
 
     def __init__(self, beta: float = 1.0, **kwargs):

@@ -10,8 +10,9 @@ search, sweep and benchmark:
 3. let the binarizing method transform it (`lqbench.methods`: continuous binarization turns
    activations into PCFs) and wrap it in the training algorithm (`lqbench.algorithms`: BP,
    DFA, DRTP, HSIC, SigpropTL), or in a `lqbench.distillation.Distiller` with the spec's teacher;
-4. fit it with the method's phases (`lqbench.methods.fit`) under XLA where the algorithm and
-   method support it;
+4. fit it with the method's phases (`lqbench.methods.fit`) in the spec's execution mode
+   (``xla = "auto"``: the faster of XLA and graph mode, timed on this trainer and batch shape,
+   `lqbench.execution`);
 5. evaluate the final model and the best-on-validation weights on the test split;
 6. save the trained model (``model.keras``, reloads with `load_model`), TensorBoard logs,
    the spec and a `RunResult` (``result.json``, written atomically).
@@ -36,7 +37,8 @@ import numpy as np
 import tensorflow as tf
 
 import lqbench.models as models
-from lqbench import algorithms, continuous, data, distillation, distribute, estimators, methods, storage  # noqa: F401
+from lqbench import algorithms, continuous, data, distillation, distribute, estimators, execution, methods  # noqa: F401
+from lqbench import storage  # noqa: F401
 from lqbench.binarization import Binarization
 from lqbench.callbacks import BestWeights
 from lqbench.errors import ConfigValueError
@@ -127,8 +129,13 @@ def _run(spec, seed, output_dir, verbose, extra_callbacks, save_model, strategy)
     timer = _EpochTimer()
     best = BestWeights(monitor="val_accuracy", mode="max", restore=False)
     callbacks = _callbacks(spec, method, directory, timer, best, extra_callbacks)
-    result.jit_compile = bool(spec.jit_compile and getattr(trainer, "supports_xla", True) and method.supports_xla
-                              and distribute.supports_xla(strategy))
+    decision = execution.decide(spec.xla, trainer, element_spec=loaded.train.element_spec,
+                                batch_shape=(spec.batch_size,), num_classes=loaded.num_classes,
+                                total_steps=spec.epochs * loaded.steps_per_epoch, optimizer=spec.method,
+                                strategy=strategy, configuration=execution.spec_configuration(spec.to_dict()),
+                                cache_dir=output_dir)
+    tf.keras.utils.set_random_seed(seed)  # the same random streams whether or not the modes were timed
+    result.jit_compile, result.execution = decision.jit_compile, decision.to_dict()
     start = time.perf_counter()
     try:
         history, memory = _train(spec, method, trainer, loaded, callbacks, result.jit_compile, verbose, strategy)

@@ -590,3 +590,114 @@ def write_report(results_dir: str | os.PathLike, output_dir: str | os.PathLike |
         files.append(write_hparams(results, results_dir / "hparams"))
     return Report(markdown=markdown, tables=tables, summary=summary, files=files, runs=len(results),
                   failed=len(failed))
+
+
+# ---------------------------------------------------------------------------- deployment (Pareto) figure
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    r"""Indices of the points no other point dominates, by increasing cost.
+
+    A point is \\((c, a)\\): cost (lower is better) and accuracy (higher is better); \\(q\\)
+    dominates \\(p\\) when \\(c_q \le c_p\\) and \\(a_q \ge a_p\\), one of them strictly.
+
+    !!! example
+        ```python
+        pareto_front([(1.0, 0.5), (2.0, 0.4), (3.0, 0.9)]) == [0, 2]
+        ```
+    """
+    front, best = [], -math.inf
+    for index in sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1])):
+        if points[index][1] > best:
+            front.append(index)
+            best = points[index][1]
+    return front
+
+
+def deployment_summary(records: Sequence[dict[str, Any]], metric: str = "test_accuracy_best_val") -> list[dict[str, Any]]:
+    """Deployment records (`lqbench.tflite.deployment.measure_runs`) grouped by ``config``: mean and
+    sample std over seeds of ``metric``, binary size and host latency, and whether the
+    configuration is on the size and the latency Pareto fronts."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        if record.get("error") is None and record.get(metric) is not None and record.get("latency_ms") is not None:
+            groups.setdefault(record["config"], []).append(record)
+    rows = []
+    for config, members in groups.items():
+        acc, acc_std, n = mean_std(r[metric] for r in members)
+        size, _, _ = mean_std(r["binary_bytes"] for r in members)
+        latency, latency_std, _ = mean_std(r["latency_ms"] for r in members)
+        ratio, _, _ = mean_std(r["size_ratio"] for r in members if r.get("size_ratio"))
+        rows.append({"config": config, "seeds": n, f"{metric}_mean": acc, f"{metric}_std": acc_std,
+                     "binary_kib": size / 1024, "size_ratio": ratio, "latency_ms": latency,
+                     "latency_ms_std": latency_std, "where": members[0].get("where"),
+                     "verdicts": sorted({str(r.get("verdict")) for r in members})})
+    for cost, flag in (("binary_kib", "pareto_size"), ("latency_ms", "pareto_latency")):
+        front = set(pareto_front([(r[cost], r[f"{metric}_mean"]) for r in rows]))
+        for i, row in enumerate(rows):
+            row[flag] = i in front
+    return sorted(rows, key=lambda r: r["binary_kib"])
+
+
+def deployment_markdown(rows: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]] = (),
+                        metric: str = "test_accuracy_best_val") -> str:
+    """The deployment table of `deployment_summary` rows (``*`` marks the Pareto fronts)."""
+    where = next((r["where"] for r in rows if r.get("where")), "this host")
+    lines = ["### Deployment: accuracy, LCE size and host latency", "",
+             f"Binary model converted by `lqbench.tflite.convert` (rewritten, verified); latency: median single-image "
+             f"inference on {where}. `*`: on the Pareto front (no other configuration is both cheaper and more "
+             "accurate).", "",
+             "| configuration | seeds | test accuracy % | LCE size KiB | smaller than float | latency ms | verification |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        mean, std = r[f"{metric}_mean"], r[f"{metric}_std"]
+        acc = f"{100 * mean:.1f}" + (f" ± {100 * std:.1f}" if std is not None else "")
+        ratio = f"{r['size_ratio']:.1f}x" if r.get("size_ratio") else "n/a"
+        lines.append(f"| {r['config']} | {r['seeds']} | {acc} | {r['binary_kib']:,.1f}{' *' if r['pareto_size'] else ''} "
+                     f"| {ratio} | {r['latency_ms']:.3f}{' *' if r['pareto_latency'] else ''} | {', '.join(r['verdicts'])} |")
+    for f in failed:
+        lines.append(f"| {f['config']} (seed {f['seed']}) | - | - | - | - | - | {f['error']} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_deployment(records: Sequence[dict[str, Any]], path: str | os.PathLike,
+                    metric: str = "test_accuracy_best_val") -> pathlib.Path:
+    """Test accuracy against LCE size (KiB, log scale) and against host latency (ms): one point per
+    configuration (mean over seeds, error bars = sample std), the Pareto front as a step line."""
+    plt = _pyplot()
+    rows = deployment_summary(records, metric)
+    if not rows:
+        raise ValueError("no run with a converted model, an accuracy and a latency to plot")
+    name, scale, _ = METRIC_FORMATS.get(metric, (metric, 1.0, 3))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), squeeze=False)
+    for ax, (cost, label, flag) in zip(axes[0], (("binary_kib", "LCE model size (KiB)", "pareto_size"),
+                                                  ("latency_ms", "host latency (ms, single image)", "pareto_latency"))):
+        for r in rows:
+            ax.errorbar(r[cost], r[f"{metric}_mean"] * scale, yerr=(r[f"{metric}_std"] or 0) * scale,
+                        xerr=(r.get("latency_ms_std") or 0) if cost == "latency_ms" else None,
+                        fmt="o", capsize=3, label=r["config"], markersize=7 if r[flag] else 5)
+        front = sorted((r for r in rows if r[flag]), key=lambda r: r[cost])
+        ax.step([r[cost] for r in front], [r[f"{metric}_mean"] * scale for r in front], where="post",
+                color="black", alpha=0.5, linestyle="--", label="Pareto front")
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_title("accuracy vs size")
+    axes[0, 1].set_title(f"accuracy vs latency ({rows[0].get('where') or 'host'})")
+    axes[0, 1].legend(fontsize="x-small", loc="best")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def write_deployment(records: Sequence[dict[str, Any]], output_dir: str | os.PathLike,
+                     metric: str = "test_accuracy_best_val", figure: bool = True) -> tuple[str, list[pathlib.Path]]:
+    """``deployment.md``, ``deployment.csv`` (and ``deployment.png``) in ``output_dir``; returns the Markdown and files."""
+    output = pathlib.Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    rows = deployment_summary(records, metric)
+    failed = [r for r in records if r.get("error")]
+    markdown = deployment_markdown(rows, failed, metric)
+    files = [storage.write_atomic(output / "deployment.md", markdown),
+             write_summary_csv([{k: v for k, v in r.items()} for r in rows], output / "deployment.csv")]
+    if figure and rows:
+        files.append(plot_deployment(records, output / "deployment.png", metric))
+    return markdown, files

@@ -40,6 +40,7 @@ class RunResult:
     footprint_bits: int | None = None
     saved_model_bytes: int | None = None
     jit_compile: bool = False
+    execution: dict[str, Any] = dataclasses.field(default_factory=dict)  # `lqbench.execution.ExecutionDecision`
     model_path: str | None = None
     log_dir: str | None = None
     spec: dict[str, Any] = dataclasses.field(default_factory=dict)

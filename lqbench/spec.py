@@ -51,10 +51,10 @@ import hashlib
 import json
 import math
 import pathlib
-import tomllib
 from typing import Any
 
 from lqbench import hparams as _hp
+from lqbench._compat import tomllib
 from lqbench._lazy import lazy_module
 from lqbench.binarization import Binarization
 from lqbench.errors import ConfigTypeError, ConfigValueError, IncompatibleError
@@ -64,6 +64,7 @@ data = lazy_module("lqbench.data")
 estimators = lazy_module("lqbench.estimators")
 methods = lazy_module("lqbench.methods")
 models = lazy_module("lqbench.models")
+execution = lazy_module("lqbench.execution")
 tomli_w = lazy_module("tomli_w")
 
 __all__ = ["DEFAULT_GRIDS", "DEFAULT_MODEL_ARGS", "OBJECTIVES", "TUNERS", "ExperimentSpec", "SpecError",
@@ -136,7 +137,7 @@ _FIELD_TYPES = (
     _hp.Hparam("schedule", "str", "constant"),
     _hp.Hparam("epochs", "int", 10, low=1),
     _hp.Hparam("batch_size", "int", 128, low=1),
-    _hp.Hparam("jit_compile", "bool", True),
+    _hp.Hparam("xla", "str", "auto", doc="execution mode, lqbench.execution.MODES"),
 )
 
 _BINARIZATION_TYPES = (
@@ -186,7 +187,7 @@ class ExperimentSpec:
     epochs: int = 10
     batch_size: int = 128
     seeds: list[int] = dataclasses.field(default_factory=lambda: [0])
-    jit_compile: bool = True
+    xla: str = "auto"  # execution mode, `lqbench.execution.MODES`
     grid: dict[str, list] = dataclasses.field(default_factory=dict)
     optimizer: dataclasses.InitVar[str | None] = None
     optimizer_args: dataclasses.InitVar[dict | None] = None
@@ -202,6 +203,8 @@ class ExperimentSpec:
                 self.binarization = Binarization.from_dict(self.binarization)
         if isinstance(self.image_size, tuple):
             self.image_size = list(self.image_size)
+        if isinstance(self.xla, bool):  # `xla = true/false` as in the `jit_compile` of earlier versions
+            self.xla = "on" if self.xla else "off"
         self.validate()
 
     def _apply_legacy(self, optimizer, optimizer_args) -> None:
@@ -235,6 +238,7 @@ class ExperimentSpec:
         _check_name("algorithm", self.algorithm, algorithms.available())
         _check_name("method", self.method, methods.available())
         _check_name("schedule", self.schedule, SCHEDULES)
+        _check_name("xla", self.xla, execution.MODES)
         with _field("model_args"):
             models.registry.check_args(self.model, self.model_args)
         with _field("algorithm_args"):
@@ -352,6 +356,9 @@ class ExperimentSpec:
         if not isinstance(config, dict):
             raise SpecTypeError(f"a spec is a table, got {config!r}")
         names = {f.name for f in dataclasses.fields(cls)} | {"optimizer", "optimizer_args"}
+        if "jit_compile" in config and "xla" not in config:  # the field's name before `xla`
+            config = {**config, "xla": config["jit_compile"]}
+        config = {k: v for k, v in config.items() if k != "jit_compile"}
         unknown = sorted(set(config) - names)
         if unknown:
             allowed = sorted(names - {"optimizer", "optimizer_args"})

@@ -125,6 +125,8 @@ def dense(
     Reshape(units)``: identical maths and parameters, but Larq Compute Engine turns a binary
     1x1 convolution into ``LceBconv2d``, while it runs binary ``QuantDense`` layers as float
     ops with float weights. Only layers with binary inputs and kernels are rewritten.
+    `lqbench.tflite.convert` applies the same rewrite to any model at conversion
+    (`lqbench.tflite.rewrite`), so ``as_conv`` is only kept for compatibility.
     """
     kwargs = _layer_kwargs("dense", binarization, role, float_by_design)
     layer_name = _name(name, float_by_design)

@@ -69,8 +69,9 @@ def binarynet_mlp(
     # Arguments
         hidden_units: widths of the hidden layers (their number sets the depth).
         activation: float activation (BinaryNet's ``"hard_tanh"``, or ``"relu"``).
-        dense_as_conv: write binary hidden layers as 1x1 binary convolutions, which Larq
-            Compute Engine accelerates (same maths; see `_blocks.dense`).
+        dense_as_conv: write binary hidden layers as 1x1 binary convolutions (same maths; see
+            `_blocks.dense`). Unnecessary for deployment: `lqbench.tflite.convert` rewrites binary
+            dense layers so (kept for compatibility).
     """
     hidden_units = B.check_int_tuple("hidden_units", hidden_units)
     inputs = tf.keras.Input(shape=input_shape, name="input")
@@ -103,7 +104,8 @@ def binarynet_cnn(
         width_multiplier: scales every convolution's channels (for small test configurations).
         dense_units: hidden fully connected widths; ``None`` means the variant's.
         activation: float activation (``"hard_tanh"`` or ``"relu"``).
-        dense_as_conv: write binary hidden dense layers as 1x1 binary convolutions (LCE).
+        dense_as_conv: write binary hidden dense layers as 1x1 binary convolutions. Unnecessary for
+            deployment: `lqbench.tflite.convert` rewrites binary dense layers so (kept for compatibility).
     """
     B.check_choice("variant", variant, list(_CNN_VARIANTS))
     B.check_positive_float("width_multiplier", width_multiplier)

@@ -65,7 +65,8 @@ def lenet(
         dense_units: hidden fully connected layers.
         batch_norm: batch normalisation after each convolution (003's base has none).
         binarize_dense: binarize the hidden linear layers (003 keeps them real: ``False``).
-        dense_as_conv: write binary hidden linear layers as 1x1 binary convolutions (LCE).
+        dense_as_conv: write binary hidden linear layers as 1x1 binary convolutions. Unnecessary for
+            deployment: `lqbench.tflite.convert` rewrites binary dense layers so (kept for compatibility).
         activation: float activation (``"relu"``).
     """
     filters = B.check_int_tuple("filters", filters)

@@ -3,7 +3,9 @@ r"""VGG networks: IR-Net's VGG-small (papers 003 Table 3) and VGG-19 with batch 
 `vgg_small` -- the CIFAR-10 VGG-small of IR-Net (Qin et al. 2020), which paper 003 §3.4 trains
 with every gradient estimator: six 3x3 convolutions 128-128-256-256-512-512 (no bias), each
 followed by batch normalisation and hard tanh, 2x2 max-pooling after the 2nd, 4th and 6th,
-and one linear classifier (512 x 4 x 4 inputs at 32x32). 4.66 M parameters.
+and one linear classifier (512 x 4 x 4 inputs at 32x32). 4.66 M parameters. With binary
+activations the hard tanh stays in front of each sign (``hardtanh_before_sign=True``, as in
+IR-Net's code and paper 003's description).
 
 `vgg19` -- VGG-19 with batch normalisation exactly as torchvision's ``vgg19_bn`` (the model
 of paper 000, whose Table 2 counts 139,622,218 parameters at 224x224 and 10 classes): 16
@@ -38,7 +40,7 @@ VGG19_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 5
 VGG_SMALL_CONFIG = (128, 128, "M", 256, 256, "M", 512, 512, "M")
 
 
-def _features(x, config, b, activation, width_multiplier, use_bias):
+def _features(x, config, b, activation, width_multiplier, use_bias, keep_activation=False):
     index = 0
     for i, item in enumerate(config):
         if item == "M":
@@ -51,7 +53,11 @@ def _features(x, config, b, activation, width_multiplier, use_bias):
         x = B.batch_norm(x, f"{name}_bn")
         if i + 1 < len(config) and config[i + 1] == "M":
             x = B.max_pool(x, f"{name}_pool")
-        x = B.activation(x, b, activation, f"{name}_{activation}")
+        if keep_activation and b.activations:
+            # IR-Net: the float activation stays before the next layer's sign (it clips the gradient).
+            x = tf.keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
+        else:
+            x = B.activation(x, b, activation, f"{name}_{activation}")
     return x
 
 
@@ -65,8 +71,9 @@ def vgg_small(
     width_multiplier: float = 1.0,
     activation: str = "hard_tanh",
     head: str = "flatten",
+    hardtanh_before_sign: bool = True,
 ) -> tf.keras.Model:
-    """IR-Net's VGG-small (003 Table 3): convs 128-128-256-256-512-512 with BN and hard tanh, one linear layer.
+    r"""IR-Net's VGG-small (003 Table 3): convs 128-128-256-256-512-512 with BN and hard tanh, one linear layer.
 
     # Arguments
         width_multiplier: scales every convolution's channels.
@@ -74,11 +81,21 @@ def vgg_small(
         head: ``"flatten"`` (IR-Net: the classifier sees 512 x 4 x 4 features at 32x32) or
             ``"avg"`` (global average pooling first: a 16x smaller float classifier, the usual
             choice for deployment).
+        hardtanh_before_sign: with binary activations, keep ``activation`` in front of the
+            next layer's sign, as IR-Net does (``vgg.py`` ``VGG_SMALL_1W1A.forward``:
+            ``bn -> nn.Hardtanh -> IRConv2d``, whose sign reads the hard tanh's output). The
+            forward pass is unchanged (\\(sign(\text{htanh}(x)) = sign(x)\\)); the backward pass
+            multiplies the sign estimator's pseudo-gradient at \\(\text{htanh}(x)\\) by
+            \\(1_{|x| \leq 1}\\). ``True`` is the paper's model (the default); ``False`` drops it
+            (the sign follows batch norm directly, one op less after conversion).
     """
     B.check_positive_float("width_multiplier", width_multiplier)
     B.check_choice("head", head, ["flatten", "avg"])
+    if not isinstance(hardtanh_before_sign, bool):
+        raise ValueError(f"hardtanh_before_sign must be true or false, got {hardtanh_before_sign!r}")
     inputs = tf.keras.Input(shape=input_shape, name="input")
-    x = _features(inputs, VGG_SMALL_CONFIG, binarization, activation, width_multiplier, use_bias=False)
+    x = _features(inputs, VGG_SMALL_CONFIG, binarization, activation, width_multiplier, use_bias=False,
+                  keep_activation=hardtanh_before_sign)
     if head == "avg":
         x = tf.keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     else:
@@ -105,7 +122,8 @@ def vgg19(
         width_multiplier: scales every convolution's channels (1.0 for paper 000).
         dense_units: hidden classifier widths (``(4096, 4096)`` for paper 000).
         dropout: dropout rate before each hidden dense layer's successor (0.5).
-        dense_as_conv: write the binary hidden dense layers as 1x1 binary convolutions (LCE).
+        dense_as_conv: write the binary hidden dense layers as 1x1 binary convolutions. Unnecessary for
+            deployment: `lqbench.tflite.convert` rewrites binary dense layers so (kept for compatibility).
     """
     B.check_positive_float("width_multiplier", width_multiplier)
     dense_units = B.check_int_tuple("dense_units", dense_units, allow_empty=True)

@@ -216,7 +216,7 @@ def test_continuous_activation_error_lists_only_supported_kinds():
 
 def test_bnew_docstring_documents_the_push_order_and_the_references():
     doc = methods.bnew.__doc__
-    assert "before* the Adam step" in doc and "# References" in doc and "Alasdair-P/bnew" in doc
+    assert "*before* the Adam step" in doc and methods.get("bnew", project_first=True).optimizer(1e-3) and "# References" in doc and "Alasdair-P/bnew" in doc
     for name in methods.available():
         module = methods.get_class(name).__module__
         assert "# References" in __import__(module, fromlist=["x"]).__doc__, module

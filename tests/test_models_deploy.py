@@ -34,15 +34,20 @@ def test_dense_as_conv_computes_the_same_function():
     np.testing.assert_allclose(conv(x, training=False), dense(x, training=False), rtol=1e-5, atol=1e-5)
 
 
-def test_dense_as_conv_converts_to_binary_ops_and_dense_falls_back():
+def test_dense_as_conv_is_what_the_converter_does_by_default():
+    """``dense_as_conv=True`` (kept for compatibility) and the default model convert to the same binary ops."""
     build = dict(hidden_units=(64, 64, 64))
     conv = models.build("binarynet_mlp", (8, 8, 1), 10, dense_as_conv=True, **build)
     report = convert(conv, None, verify=False, compare_float=False)
     assert report.op_counts.get("LceBconv2d", 0) == 2  # the two binary hidden layers
-    assert not report.fallbacks
+    assert not report.fallbacks and report.rewrites == []  # nothing left to rewrite
     dense = models.build("binarynet_mlp", (8, 8, 1), 10, **build)
+    rewritten = convert(dense, None, verify=False, compare_float=False)
+    assert rewritten.op_counts.get("LceBconv2d", 0) == 2 and not rewritten.fallbacks
+    assert [s.layer for s in rewritten.rewrites] == ["fc2", "fc3"] or len(rewritten.rewrites) == 2
+    assert abs(rewritten.size_bytes - report.size_bytes) < 0.02 * report.size_bytes
     with pytest.raises(ConversionError, match="fall back to float"):
-        convert(dense, None, verify=False, compare_float=False)
+        convert(dense, None, verify=False, compare_float=False, rewrite=False)
 
 
 def test_vgg_small_average_pool_head_shrinks_the_classifier():

@@ -1,10 +1,9 @@
 """Presets: every TOML file validates (ExperimentSpec.load / sweep files) and follows its paper's protocol."""
-import tomllib
-
 import pytest
 
 import lqbench  # noqa: F401
 from lqbench import presets
+from lqbench._compat import tomllib
 from lqbench.spec import ExperimentSpec
 from lqbench.sweep import SweepSpec
 

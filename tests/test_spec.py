@@ -20,7 +20,7 @@ def test_toml_round_trip_keeps_every_field(tmp_path):
         binarization={"weights": True, "activations": False, "weight_estimator": "approx_sign",
                       "activation_estimator": "tanh", "activation_estimator_kwargs": {"beta": 2.0}},
         algorithm="drtp", optimizer="sgd", optimizer_args={"momentum": 0.5}, learning_rate=3e-4,
-        weight_decay=1e-5, schedule="cosine", epochs=7, batch_size=32, seeds=[3, 1, 4], jit_compile=False,
+        weight_decay=1e-5, schedule="cosine", epochs=7, batch_size=32, seeds=[3, 1, 4], xla="off",
         grid={"learning_rate": [1e-3, 1e-4], "binarization.weight_estimator": ["ste", "tanh"]},
     )
     again = ExperimentSpec.from_toml(spec.to_toml())

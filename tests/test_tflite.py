@@ -151,15 +151,19 @@ def _dense_model():
     return tf.keras.Model(inputs, tf.keras.layers.Dense(10)(x))
 
 
-def test_binary_dense_is_a_reported_fallback(tmp_path):
+def test_binary_dense_is_a_reported_fallback_without_the_rewrite(tmp_path):
     model = _dense_model()
     path = tmp_path / "dense.tflite"
+    rewritten = tfl.convert(model, path)  # default: the binary dense layer runs as a 1x1 binary conv
+    assert rewritten.bconv == rewritten.binary_layers == 2 and rewritten.fallbacks == []
+    assert [s.layer for s in rewritten.rewrites] == ["binary_dense"] and "dense_as_conv" in str(rewritten)
+    path.unlink()
     with pytest.warns(tfl.ConversionWarning, match="binary_dense"):
         with pytest.raises(tfl.ConversionError, match=r"binary_dense \(QuantDense\).*fully-connected"):
-            tfl.convert(model, path)
+            tfl.convert(model, path, rewrite=False)
     assert not path.exists()
     with pytest.warns(tfl.ConversionWarning, match="binary_dense.*falls back|falls back.*binary_dense"):
-        report = tfl.convert(model, path, allow_fallback=True)
+        report = tfl.convert(model, path, allow_fallback=True, rewrite=False)
     assert path.exists()
     assert [(f.layer, f.type) for f in report.fallbacks] == [("binary_dense", "QuantDense")]
     assert report.binary_layers == 2 and report.bconv == 1 and report.count_mismatch is None
@@ -215,8 +219,13 @@ def test_fallbacks_cross_checked_with_flatbuffer():
         report = tfl.convert(model, None, allow_fallback=True)
     assert report.bconv == report.expected_bconv == 2 and report.count_mismatch is None
     assert {f.layer for f in report.fallbacks} == {"depthwise", "kernel_only", "heaviside", "grouped16"}
-    assert report.bmaxpool == 0 and [p.layer for p in report.pool_fallbacks] == ["pool_before_bn"]
-    assert report.max_abs_diff <= 1e-3 * (1 + report.max_abs_output)
+    # the rewrite moved the batch norm before the pool (exact: positive scales): a binary max-pool
+    assert report.bmaxpool == 1 and report.pool_fallbacks == []
+    assert [(s.layer, s.kind) for s in report.rewrites] == [("pool_before_bn", "bn_before_pool")]
+    assert report.max_abs_diff <= 1e-3 * (1 + report.max_abs_output) and report.verdict == "exact"
+    with pytest.warns(tfl.ConversionWarning):
+        plain = tfl.convert(model, None, allow_fallback=True, rewrite=False, verify=False, compare_float=False)
+    assert plain.bmaxpool == 0 and [p.layer for p in plain.pool_fallbacks] == ["pool_before_bn"]
 
 
 def test_ste_tern_input_is_an_error_even_with_fallback_allowed(tmp_path):
@@ -317,7 +326,9 @@ def test_convert_command(converted, tmp_path, capsys):
 
     dense = tmp_path / "dense.keras"
     _dense_model().save(dense)
-    assert cli.main(["convert", str(dense)]) == 2
+    assert cli.main(["convert", str(dense)]) == 0 and "dense_as_conv" in capsys.readouterr().out
+    (tmp_path / "dense.tflite").unlink()
+    assert cli.main(["convert", str(dense), "--no-rewrite"]) == 2
     captured = capsys.readouterr()
     assert "binary_dense (QuantDense)" in captured.err and "(no file written)" in captured.err
     assert len(captured.err.strip().splitlines()) == 1
@@ -348,43 +359,4 @@ def test_bench_command_on_host(converted, tmp_path, capsys):
         assert row["kernel"] in ("default", "indirect", "reference")
     assert len(out_csv.read_text().splitlines()) == 3
 
-
-# Converting these takes 1-3 minutes each on 2 cores (all pass: see the issue-6 report);
-# LQBENCH_FULL_ZOO=1 includes them.
-HEAVY_ZOO = {"vgg19", "reactnet_a", "mobilenet_v2", "mlp_mixer"}
-
-
-def _zoo():
-    import lqbench.models as models
-
-    if not hasattr(models, "build") or not hasattr(models, "available"):
-        return [pytest.param("zoo", marks=pytest.mark.skip(reason="lqbench.models has no build() yet"))]
-    full = os.environ.get("LQBENCH_FULL_ZOO") == "1"
-    return [
-        pytest.param(name, marks=pytest.mark.skip(reason="slow conversion: set LQBENCH_FULL_ZOO=1"))
-        if name in HEAVY_ZOO and not full else name
-        for name in models.available()
-    ]
-
-
-@pytest.mark.parametrize("name", _zoo())
-def test_zoo_models_convert_fully_binary(name):
-    """Every zoo model built fully binary: each binary QuantConv2D becomes one LceBconv2d."""
-    import lqbench.models as models
-
-    shape = (32, 32, 3)
-    model = models.build(name, shape, 10, binarization=lqbench.Binarization())
-    expected = [
-        layer.name for layer in analysis._walk(model)
-        if isinstance(layer, lq.layers.QuantConv2D)
-        and analysis._bits(layer.input_quantizer) == 1 and analysis._bits(layer.kernel_quantizer) == 1
-    ]
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", tfl.ConversionWarning)
-        report = tfl.convert(model, None, allow_fallback=True, verify=False, compare_float=False)
-    assert report.errors == [] and report.count_mismatch is None
-    assert report.bconv == len(expected)
-    # the only fallbacks allowed are layer types LCE has no binary kernel for
-    assert {f.type for f in report.fallbacks} <= {"QuantDense", "QuantDepthwiseConv2D"}, report
+# The zoo conversions (every conv model at a reduced size, verified) are in test_tflite_rewrite.py.

@@ -1,8 +1,10 @@
 """Deploy lqbench models with Larq Compute Engine: convert, verify, benchmark on host and device.
 
-- `convert(model, path)` -> `ConversionReport`: LCE flatbuffer, op counts, binary layers that
-  became `LceBconv2d`, silent float fallbacks with reasons, size vs the float twin, and the
-  largest difference between the LCE interpreter and Keras.
+- `convert(model, path)` -> `ConversionReport`: the model rewritten into the form LCE accelerates
+  (`rewrite`: binary dense/1D layers as binary 2D convolutions, batch norm before max-pools),
+  the LCE flatbuffer, op counts, binary layers that became `LceBconv2d`, silent float fallbacks
+  with reasons, size vs the float twin (and why when below 25x), and the LCE interpreter against
+  Keras with sign ties kept apart from mis-conversions (`verify`).
 - `benchmark(path)` -> `BenchResult`: single-image latency on this host (labelled as such: x86
   numbers are not ARM numbers); `compare(binary, float)` -> `Comparison`.
 - `AdbRunner`, `SshRunner`, `runner_for("adb:SERIAL" | "ssh:USER@HOST", binary)`: the same
@@ -16,18 +18,23 @@
     print(lqbench.tflite.compare("model.tflite", "model_float.tflite", threads=1).ratio)
     ```
 """
-from lqbench.tflite.analysis import LayerFinding, PoolFinding, analyze, op_counts
+from lqbench.tflite.analysis import LayerFinding, PoolFinding, analyze, op_counts, weight_bytes
 from lqbench.tflite.benchmark import KERNEL_CHOICES, BenchResult, Comparison, benchmark, compare, host_label
 from lqbench.tflite.convert import (
+    Audit,
     ConversionError,
     ConversionReport,
     ConversionWarning,
+    audit,
     convert,
+    enforce,
     float_twin,
     load_model,
     max_abs_difference,
     to_flatbuffer,
 )
+from lqbench.tflite.rewriting import RewriteResult, RewriteStep, rewrite
+from lqbench.tflite.verification import Verification, calibrated_copy, sign_ties, verify
 from lqbench.tflite.device import (
     AdbRunner,
     DeviceError,
@@ -40,6 +47,17 @@ from lqbench.tflite.device import (
 
 __all__ = [
     "AdbRunner",
+    "Audit",
+    "RewriteResult",
+    "RewriteStep",
+    "Verification",
+    "audit",
+    "calibrated_copy",
+    "enforce",
+    "rewrite",
+    "sign_ties",
+    "verify",
+    "weight_bytes",
     "BenchResult",
     "Comparison",
     "ConversionError",

@@ -180,9 +180,11 @@ def _kernel_quantizers(layer) -> list:
 
 
 _NO_BINARY_KERNEL = {
-    "QuantDense": "LCE has no binary fully-connected op; write it as Reshape((1, 1, -1)) -> QuantConv2D(units, 1)",
+    "QuantDense": "LCE has no binary fully-connected op; convert with rewrite=True (the default) to run it as a "
+    "1x1 binary convolution",
     "QuantDepthwiseConv2D": "LCE has no binary depthwise convolution",
-    "QuantConv1D": "LCE has no binary 1D convolution; use QuantConv2D on a (1, W, C) input",
+    "QuantConv1D": "LCE has no binary 1D convolution; convert with rewrite=True (the default) to run it as a 1xk "
+    "binary 2D convolution",
     "QuantConv3D": "LCE has no binary 3D convolution",
     "QuantSeparableConv1D": "LCE has no binary separable convolution",
     "QuantSeparableConv2D": "LCE has no binary separable convolution; use QuantDepthwiseConv2D (float) + 1x1 QuantConv2D",
@@ -316,13 +318,43 @@ def _feeds_sign(layer, depth: int = 4) -> bool:
     return False
 
 
+_RESHAPES = (tf.keras.layers.Flatten, tf.keras.layers.Reshape)
+
+
+def _keeps_channels(layer) -> bool:
+    """A Flatten/Reshape whose output keeps the input's last (channel) dimension, e.g. (1, 1, C) -> (C,)."""
+    try:
+        return isinstance(layer, _RESHAPES) and layer.input_shape[-1] == layer.output_shape[-1]
+    except (AttributeError, RuntimeError, ValueError):
+        return False
+
+
+def _signed_by(layer, depth: int = 4, channel_reshapes_only: bool = False):
+    """The sign-taking layer that is ``layer``'s only consumer, through Flatten/Reshape layers (or None).
+
+    With ``channel_reshapes_only``, only through reshapes that keep the channel dimension: LCE
+    moves its quantize op through those (a 1x1 pooled map flattened into a binary dense layer
+    gets ``LceBMaxPool2d``), not through a Flatten that merges positions into channels (measured).
+    """
+    consumers = _consumers(layer)
+    if len(consumers) != 1:
+        return None
+    if _takes_sign(consumers[0]):
+        return consumers[0]
+    if depth > 0 and isinstance(consumers[0], _RESHAPES):
+        if channel_reshapes_only and not _keeps_channels(consumers[0]):
+            return None
+        return _signed_by(consumers[0], depth - 1, channel_reshapes_only)
+    return None
+
+
 def _pools(model, target: str) -> list[PoolFinding]:
     findings = []
     for layer in _walk(model):
         if not isinstance(layer, tf.keras.layers.MaxPooling2D):
             continue
         consumers = _consumers(layer)
-        if len(consumers) == 1 and _takes_sign(consumers[0]):
+        if _signed_by(layer, channel_reshapes_only=True) is not None:
             if target == "arm":
                 findings.append(PoolFinding(layer.name, True))
             else:
@@ -332,14 +364,15 @@ def _pools(model, target: str) -> list[PoolFinding]:
         elif (
             len(consumers) == 1
             and isinstance(consumers[0], tf.keras.layers.BatchNormalization)
-            and any(_takes_sign(c) for c in _consumers(consumers[0]))
+            and _signed_by(consumers[0]) is not None
         ):
             findings.append(
                 PoolFinding(
                     layer.name,
                     False,
                     f"max-pool before BN ({consumers[0].name}) feeding a binary layer: float max-pool "
-                    "on float values; put BN before the pool to get LceBMaxPool2d",
+                    "on float values; convert with rewrite=True (the default) to move BN before the pool "
+                    "where that is exact (every BN scale >= 0) and get LceBMaxPool2d",
                 )
             )
     return findings
@@ -402,3 +435,37 @@ def op_counts(flatbuffer: bytes) -> dict[str, int]:
         ```
     """
     return dict(collections.Counter(op_list(flatbuffer)).most_common())
+
+
+def weight_bytes(flatbuffer: bytes) -> dict[str, int]:
+    """Bytes of constant data (weights, folded batch norm, shapes) per consuming operator, largest first.
+
+    Each constant buffer is counted once, for the first operator that reads it; what no operator
+    reads directly (metadata, the graph itself) is ``"other"``, so the values add up to the file
+    size. `LceBconv2d` filters are bit-packed (1 bit per weight), float ops hold 32-bit weights.
+    """
+    schema = _schema()
+    model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    ops = op_list(flatbuffer)
+    totals: collections.Counter = collections.Counter()
+    seen: set[int] = set()
+    k = 0
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        for j in range(subgraph.OperatorsLength()):
+            operator, name = subgraph.Operators(j), ops[k]
+            k += 1
+            for t in range(operator.InputsLength()):
+                index = operator.Inputs(t)
+                if index < 0:
+                    continue
+                buffer_index = subgraph.Tensors(index).Buffer()
+                if buffer_index <= 0 or buffer_index in seen:
+                    continue
+                seen.add(buffer_index)
+                buffer = model.Buffers(buffer_index)
+                size = buffer.DataLength() or int(buffer.Size() or 0)
+                if size:
+                    totals[name] += size
+    totals["other"] = max(0, len(flatbuffer) - sum(totals.values()))
+    return dict(totals.most_common())

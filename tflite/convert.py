@@ -1,45 +1,60 @@
-r"""Convert a Larq model with Larq Compute Engine, and check what came out.
+r"""Convert a Larq model with Larq Compute Engine in its fastest exact form, and check what came out.
 
-`convert` writes the LCE flatbuffer and returns a `ConversionReport`:
+`convert` runs four named steps and returns a `ConversionReport`:
 
-- the operator histogram of the flatbuffer (`LceBconv2d`, `LceQuantize`, `CONV_2D`, ...);
-- how many binary Keras layers (1-bit input *and* kernel quantizers) became `LceBconv2d`, and
-  how many max-pools became `LceBMaxPool2d`, predicted by `lqbench.tflite.analysis.analyze`
-  and cross-checked against the flatbuffer's counts;
-- every binary layer that silently fell back to float ops, with the reason;
-- the file size next to the float twin's (the same architecture with every quantizer removed);
-- the largest absolute difference between the LCE interpreter and Keras,
-  \\(\max_{i,j} |f_{LCE}(x_i)_j - f_{Keras}(x_i)_j|\\), on single-image batches (the converter
-  fixes the batch size to 1).
-
-Fallbacks are warned about (`ConversionWarning`); with ``allow_fallback=False`` they raise a
-`ConversionError`. A mis-conversion (ternary input quantizers) raises in every case: the
-converted model computes a different function.
+1. **audit** (`audit`): rewrite the model into the form LCE accelerates (`lqbench.tflite.rewrite`:
+   binary dense and 1D layers as binary 2D convolutions, batch norm before max-pools; default on,
+   ``rewrite=False`` turns it off) and predict, layer by layer, what LCE makes of it
+   (`lqbench.tflite.analysis.analyze`);
+2. **convert**: the LCE flatbuffer, its operator histogram (`LceBconv2d`, `LceQuantize`, ...),
+   the binary layers that became `LceBconv2d` and the max-pools that became `LceBMaxPool2d`
+   (predicted, then cross-checked against the flatbuffer's counts), silent float fallbacks with
+   their reasons, the bytes of weights per operator, and the size next to the float twin's (the
+   same architecture with every quantizer removed);
+3. **verify** (`lqbench.tflite.verify.verify`): the LCE interpreter against the *original* Keras
+   model, \\(\max_{i,j} |f_{LCE}(x_i)_j - f_{Keras}(x_i)_j|\\) on single-image batches (the
+   converter fixes the batch size to 1), every binary kernel, with sign ties detected and kept
+   apart, and a copy with calibrated batch-norm statistics when ties leave too little to compare;
+4. **enforce** (`enforce`): mis-conversions (ternary input quantizers, zero-padded binary convs
+   feeding binary layers, or LCE outputs that differ from Keras on tie-free samples) raise
+   `ConversionError` in every case; fallbacks to float ops raise unless ``allow_fallback=True``
+   (then they are `ConversionWarning`\\ s).
 
 !!! example
     ```python
     report = lqbench.tflite.convert(model, "model.tflite")
-    print(report)               # op counts, binary layers, sizes, max difference
+    print(report)               # rewrites, op counts, binary layers, sizes, verification
     report.to_dict()["size_bytes"]
     ```
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import pathlib
-import sys
-import tempfile
 import warnings
 from typing import Any, Sequence
 
+import larq as lq
 import numpy as np
 import tensorflow as tf
 
+from lqbench.experiment import load_model as _load_model
 from lqbench.tflite import analysis
+from lqbench.tflite import rewriting
+from lqbench.tflite.verification import (  # noqa: F401  (re-exported for callers of lqbench.tflite.convert)
+    KERNELS,
+    Verification,
+    _interpreter,
+    kernel_error,
+    max_abs_difference,
+    native_stderr,
+    random_inputs,
+    verify as verify_outputs,
+)
 
-KERNELS = ("default", "indirect", "reference")
+#: A binary model at least this many times smaller than its float twin meets the project's size target.
+SIZE_TARGET = 25.0
 
 
 class ConversionError(ValueError):
@@ -65,7 +80,7 @@ class ConversionReport:
     target: str
     size_bytes: int
     op_counts: dict[str, int]
-    binary_layers: int  # Keras layers with 1-bit input and kernel quantizers
+    binary_layers: int  # Keras layers with 1-bit input and kernel quantizers (of the converted model)
     expected_bconv: int  # of those, the ones the rules say become LceBconv2d
     bconv: int  # LceBconv2d ops in the flatbuffer
     expected_bmaxpool: int
@@ -75,14 +90,25 @@ class ConversionReport:
     errors: list[analysis.LayerFinding] = dataclasses.field(default_factory=list)
     pool_fallbacks: list[analysis.PoolFinding] = dataclasses.field(default_factory=list)
     count_mismatch: str | None = None
+    rewrite: bool = True
+    rewrites: list[rewriting.RewriteStep] = dataclasses.field(default_factory=list)
+    rewrites_declined: list[rewriting.RewriteStep] = dataclasses.field(default_factory=list)
+    rewrite_keras_diff: float | None = None  # max |rewritten - original| in Keras on the samples
+    weight_bytes: dict[str, int] = dataclasses.field(default_factory=dict)  # per operator (analysis.weight_bytes)
     float_size_bytes: int | None = None
     float_note: str = ""
-    max_abs_diff: float | None = None
+    max_abs_diff: float | None = None  # max |LCE - Keras| where exactness is established (model, else calibrated copy)
     max_abs_output: float | None = None
     kernel_diffs: dict[str, float] = dataclasses.field(default_factory=dict)
     kernel_failures: dict[str, str] = dataclasses.field(default_factory=dict)
     verify_kernel: str | None = None
     verify_samples: int = 0
+    verified_on: str | None = None  # "model" or "calibrated" (a copy with batch-norm statistics of the samples)
+    tied_samples: int = 0  # samples of the model with sign ties
+    tie_max_abs_diff: float | None = None  # max |LCE - Keras| on those (ties, not errors)
+    verdict: str | None = None  # "exact", "mis-converted", "inconclusive" (None: not verified)
+    misconverted_kernels: dict[str, float] = dataclasses.field(default_factory=dict)
+    verification: Verification | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -95,11 +121,42 @@ class ConversionReport:
     @property
     def ok(self) -> bool:
         """No fallback, no mis-conversion, counts agree."""
-        return not (self.fallbacks or self.errors or self.count_mismatch)
+        return not (self.fallbacks or self.errors or self.count_mismatch or self.misconverted_kernels)
+
+    @property
+    def float_weight_bytes(self) -> int:
+        """Bytes of constant data read by float operators (everything but LCE's binary ops and "other")."""
+        return sum(v for k, v in self.weight_bytes.items() if not k.startswith("Lce") and k != "other")
+
+    def size_note(self) -> str:
+        """Why the model is less than `SIZE_TARGET` times smaller than its float twin ("" when it is not):
+        where its bytes go (`weight_bytes`) and which binary layers LCE keeps float."""
+        ratio = self.size_ratio
+        if ratio is None or ratio >= SIZE_TARGET:
+            return ""
+
+        def kib(n):
+            return f"{n / 1024:,.1f} KiB"
+
+        binary = sum(v for k, v in self.weight_bytes.items() if k.startswith("Lce"))
+        floats = [(k, v) for k, v in self.weight_bytes.items() if not k.startswith("Lce") and k != "other" and v >= 1024]
+        other = self.weight_bytes.get("other", 0)
+        parts = [f"binary filters {kib(binary)} ({binary / self.size_bytes:.0%})",
+                 f"constants of float ops {kib(self.float_weight_bytes)} ({self.float_weight_bytes / self.size_bytes:.0%}"
+                 + (": " + ", ".join(f"{k} {kib(v)}" for k, v in floats[:4]) if floats else "") + ")",
+                 f"graph and metadata {kib(other)} ({other / self.size_bytes:.0%})"]
+        if self.fallbacks:
+            kinds = sorted({f.type for f in self.fallbacks})
+            parts.append(f"{len(self.fallbacks)} binary layer(s) LCE keeps float ({', '.join(kinds)})")
+        return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for key in ("fallbacks", "errors", "pool_fallbacks", "rewrites", "rewrites_declined"):
+            data[key] = [item.to_dict() for item in data[key]]
+        data["verification"] = self.verification.to_dict() if self.verification is not None else None
         data["size_ratio"] = self.size_ratio
+        data["size_note"] = self.size_note()
         data["ok"] = self.ok
         return data
 
@@ -108,27 +165,37 @@ class ConversionReport:
             return f"{n / 1024:,.1f} KiB" if n is not None else "n/a"
 
         lines = [f"LCE conversion (target {self.target})" + (f" -> {self.path}" if self.path else "")]
+        if not self.rewrite:
+            lines.append("  rewrite: off (rewrite=False)")
+        for step in self.rewrites:
+            lines.append(f"  rewrite: {step}")
+        for step in self.rewrites_declined:
+            lines.append(f"  rewrite declined: {step}")
+        if self.rewrites and self.rewrite_keras_diff is not None:
+            lines.append(f"  rewritten vs original in Keras: max difference {self.rewrite_keras_diff:.3g}")
         size = f"  size: {kb(self.size_bytes)}"
         if self.float_size_bytes:
             size += f"; float twin {kb(self.float_size_bytes)} ({self.size_ratio:.1f}x smaller)"
         elif self.float_note:
             size += f"; float twin: {self.float_note}"
         lines.append(size)
+        if self.size_note():
+            lines.append(f"  below {SIZE_TARGET:.0f}x: {self.size_note()}")
         lines.append(
             f"  binary layers: {self.binary_layers}; LceBconv2d in flatbuffer: {self.bconv} "
             f"(expected {self.expected_bconv}); LceBMaxPool2d: {self.bmaxpool} (expected {self.expected_bmaxpool})"
         )
         lines.append("  ops: " + ", ".join(f"{name} x{count}" for name, count in self.op_counts.items()))
-        if self.max_abs_diff is not None:
-            per_kernel = ", ".join(f"{k} {d:.3g}" for k, d in self.kernel_diffs.items())
-            lines.append(
-                f"  max |LCE - Keras| = {self.max_abs_diff:.3g} over {self.verify_samples} sample(s) "
-                f"(max |output| {self.max_abs_output:.3g}; per kernel: {per_kernel})"
-            )
-            for kernel, reason in self.kernel_failures.items():
-                lines.append(f"  kernel {kernel} cannot run this model: {reason}")
+        if self.verification is not None:
+            lines.append(f"  verification: {self.verdict}" + (
+                f", max |LCE - Keras| = {self.max_abs_diff:.3g} on the "
+                f"{'model' if self.verified_on == 'model' else 'calibrated copy'}" if self.max_abs_diff is not None else ""))
+            lines.extend(f"    {line}" for line in self.verification.summary())
         elif self.verify_kernel:
             lines.append(f"  verification: {self.verify_kernel}")
+        if self.misconverted_kernels:
+            lines.append("  MIS-CONVERTED: LCE differs from Keras on tie-free samples: "
+                         + ", ".join(f"{k} kernel by {d:.3g}" for k, d in self.misconverted_kernels.items()))
         if self.count_mismatch:
             lines.append(f"  COUNT MISMATCH: {self.count_mismatch}")
         for finding in self.errors:
@@ -140,8 +207,6 @@ class ConversionReport:
         for note in self.notes:
             lines.append(f"  note: {note}")
         return "\n".join(lines)
-
-
 # --------------------------------------------------------------------------- float twin
 
 _QUANTIZER_KEYS = ("input_quantizer", "kernel_quantizer", "depthwise_quantizer", "pointwise_quantizer")
@@ -149,8 +214,6 @@ _CONSTRAINT_KEYS = ("kernel_constraint", "depthwise_constraint", "pointwise_cons
 
 
 def _is_quantizer(obj) -> bool:
-    import larq as lq
-
     return isinstance(obj, lq.quantizers.Quantizer) or getattr(obj, "__module__", "").startswith(
         ("larq.quantizers", "lqbench.estimators")
     )
@@ -201,128 +264,39 @@ def float_twin(model: tf.keras.Model) -> tf.keras.Model:
     return twin
 
 
-# --------------------------------------------------------------------------- verification
-
-
-@contextlib.contextmanager
-def native_stderr():
-    """Collect what native code (TFLite, LCE kernels) writes to file descriptor 2.
-
-    Yields a list that holds the captured lines once the block exits; kernel errors such as
-    "Grouped binary convolutions are not supported with this kernel" only appear there.
-    """
-    lines: list[str] = []
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            lines.extend(capture.read().decode(errors="replace").splitlines())
-
-
-def kernel_error(error: Exception, native_lines: Sequence[str] = ()) -> str:
-    """One line saying why a kernel could not run: the native ERROR line when there is one."""
-    native = [l.split("ERROR:", 1)[-1].strip() for l in native_lines if "ERROR" in l]
-    native = [l for l in native if "failed to prepare" not in l and "delegate" not in l] or native
-    if native:
-        return native[0][:200]
-    lines = [l.strip() for l in str(error).strip().splitlines() if l.strip()]
-    return (lines or [type(error).__name__])[-1][:200]
-
-
-def _interpreter(flatbuffer: bytes, kernel: str = "default", threads: int = 1, xnnpack: bool = False):
-    import larq_compute_engine as lce
-
-    if kernel not in KERNELS:
-        raise ValueError(f"unknown binary kernel {kernel!r}; allowed: {', '.join(KERNELS)}")
-    return lce.testing.Interpreter(
-        flatbuffer,
-        num_threads=threads,
-        use_reference_bconv=kernel == "reference",
-        use_indirect_bgemm=kernel == "indirect",
-        use_xnnpack=xnnpack,
-    )
-
-
-def _as_list(x) -> list[np.ndarray]:
-    return [np.asarray(a, dtype=np.float32) for a in (x if isinstance(x, (list, tuple)) else [x])]
-
-
-def random_inputs(model: tf.keras.Model, n: int = 4, seed: int = 0) -> list[np.ndarray]:
-    """``n`` standard-normal samples per model input (batch dimension first)."""
-    rng = np.random.default_rng(seed)
-    shapes = model.input_shape if isinstance(model.input_shape, list) else [model.input_shape]
-    for shape in shapes:
-        if any(d is None for d in shape[1:]):
-            raise ValueError(f"model input shape {shape} has unknown dimensions: pass sample_inputs")
-    return [rng.standard_normal((n, *shape[1:])).astype(np.float32) for shape in shapes]
+# --------------------------------------------------------------------------- step 1: audit
 
 
 @dataclasses.dataclass
-class Verification:
-    """LCE interpreter vs Keras on the same single-image batches, for every binary kernel."""
+class Audit:
+    """What will be converted: the (rewritten) model and the static prediction for it."""
 
-    diffs: dict[str, float]  # kernel -> max |LCE - Keras|
-    failures: dict[str, str]  # kernel -> why it could not run the model
-    max_abs_output: float
-    samples: int
-
-    @property
-    def max_abs_diff(self) -> float | None:
-        return max(self.diffs.values()) if self.diffs else None
+    original: tf.keras.Model
+    model: tf.keras.Model  # the model handed to LCE (``original`` when nothing was rewritten)
+    target: str
+    rewrite: bool
+    rewrites: rewriting.RewriteResult | None
+    analysis: analysis.Analysis
 
 
-def max_abs_difference(model: tf.keras.Model, flatbuffer: bytes, inputs, kernels: Sequence[str] = KERNELS) -> Verification:
-    r"""\(\max_{i,j} |f_{LCE}(x_i)_j - f_{Keras}(x_i)_j|\) per binary kernel, on batches of one.
-
-    Keras runs with ``training=False``; every kernel of ``kernels`` that can run the model is
-    compared (they are different code paths: one can be wrong where another is right), the
-    others are listed in ``failures`` with the native error line.
-    """
-    inputs = _as_list(inputs)
-    n = inputs[0].shape[0]
-    samples = [[x[i : i + 1] for x in inputs] for i in range(n)]
-    keras_outputs = [_as_list(model(s if len(s) > 1 else s[0], training=False)) for s in samples]
-    scale = max(float(np.max(np.abs(o))) for outs in keras_outputs for o in outs)
-    diffs, failures = {}, {}
-    for kernel in kernels:
-        with native_stderr() as native:
-            try:
-                interpreter = _interpreter(flatbuffer, kernel)
-                lce_outputs = [_as_list(interpreter.interpreter.predict(s)) for s in samples]
-            except (RuntimeError, ValueError) as error:
-                failure = error
-            else:
-                failure = None
-        if failure is not None:
-            failures[kernel] = kernel_error(failure, native)
-            continue
-        diff = 0.0
-        for ours, theirs in zip(lce_outputs, keras_outputs):
-            for a, b in zip(ours, theirs):
-                diff = max(diff, float(np.max(np.abs(a.reshape(b.shape) - b))))
-        diffs[kernel] = diff
-    if not diffs:
-        raise RuntimeError(
-            "the LCE interpreter cannot run the model: " + "; ".join(f"{k}: {v}" for k, v in failures.items())
-        )
-    return Verification(diffs=diffs, failures=failures, max_abs_output=scale, samples=n)
+def audit(model: tf.keras.Model, target: str = "arm", rewrite: bool = True) -> Audit:
+    """Rewrite ``model`` for LCE (unless ``rewrite=False``) and analyse what LCE will make of it."""
+    if target not in analysis.TARGETS:
+        raise ValueError(f"unknown target {target!r}; allowed: {', '.join(analysis.TARGETS)}")
+    if not isinstance(model, tf.keras.Model):
+        raise ValueError(f"convert needs a tf.keras.Model, got {type(model).__name__}")
+    if not isinstance(rewrite, bool):
+        raise TypeError(f"rewrite must be True or False, got {rewrite!r}")
+    result = rewriting.rewrite(model, target) if rewrite else None
+    converted = result.model if result is not None else model
+    return Audit(model, converted, target, rewrite, result, analysis.analyze(converted, target))
 
 
-# --------------------------------------------------------------------------- conversion
+# --------------------------------------------------------------------------- step 2: convert
 
 
 def to_flatbuffer(model: tf.keras.Model, target: str = "arm") -> bytes:
-    """The bare LCE conversion (no analysis, no checks): flatbuffer bytes, batch size 1."""
-    return _lce_convert(model, target)
-
-
-def _lce_convert(model: tf.keras.Model, target: str) -> bytes:
+    """The bare LCE conversion (no rewrite, no analysis, no checks): flatbuffer bytes, batch size 1."""
     import larq_compute_engine as lce
 
     with warnings.catch_warnings():
@@ -361,56 +335,23 @@ def _resolve(result: analysis.Analysis, bconv: int) -> tuple[list[str], list[ana
     return converted, fallbacks, mismatch
 
 
-def convert(
-    model: tf.keras.Model,
-    path: str | os.PathLike | None,
-    target: str = "arm",
-    allow_fallback: bool = False,
-    sample_inputs: np.ndarray | Sequence[np.ndarray] | None = None,
-    float_model: tf.keras.Model | None = None,
-    float_path: str | os.PathLike | None = None,
-    verify: bool = True,
-    compare_float: bool = True,
-) -> ConversionReport:
-    """Convert ``model`` with LCE, write it to ``path`` and report what came out.
-
-    # Arguments
-        model: a Keras (tf-keras) model with Larq layers.
-        path: where to write the ``.tflite`` file (None: do not write).
-        target: ``"arm"`` (phones, Raspberry Pi, x86 host) or ``"xcore"``.
-        allow_fallback: when False, a binary layer that becomes float ops raises
-            `ConversionError`; when True it is a warning and an entry of ``report.fallbacks``.
-        sample_inputs: inputs for the Keras/LCE comparison, batch first (default: 4
-            standard-normal samples). Each sample runs as a batch of 1.
-        float_model: the float twin to size (default: `float_twin(model)`).
-        float_path: also write the float twin's flatbuffer there.
-        verify: run the LCE interpreter against Keras (every binary kernel).
-        compare_float: convert the float twin to report its size.
-
-    # Raises
-        ConversionError: mis-converted layers (always), fallbacks (unless ``allow_fallback``),
-            or fewer LceBconv2d than binary layers expected to convert.
-    """
-    if target not in analysis.TARGETS:
-        raise ValueError(f"unknown target {target!r}; allowed: {', '.join(analysis.TARGETS)}")
-    if not isinstance(model, tf.keras.Model):
-        raise ValueError(f"convert needs a tf.keras.Model, got {type(model).__name__}")
-    result = analysis.analyze(model, target)
-    flatbuffer = _lce_convert(model, target)
+def _report(checked: Audit, flatbuffer: bytes, path) -> ConversionReport:
+    """The conversion report of ``flatbuffer`` (made from ``checked.model``), before verification."""
+    result = checked.analysis
     counts = analysis.op_counts(flatbuffer)
     bconv, bmaxpool = counts.get("LceBconv2d", 0), counts.get("LceBMaxPool2d", 0)
     converted, fallbacks, mismatch = _resolve(result, bconv)
     errors = result.with_status(analysis.MISCONVERTED)
-    pool_fallbacks = [p for p in result.pools if not p.binary]
     notes = list(result.notes)
+    if checked.rewrites is not None:
+        notes.extend(checked.rewrites.notes)
     if bmaxpool != result.expected_bmaxpool:
         notes.append(f"{bmaxpool} LceBMaxPool2d in the flatbuffer, {result.expected_bmaxpool} expected")
     notes.extend(f"{f.layer} ({f.type}): {f.reason}" for f in result.with_status(analysis.FLOAT_KERNEL))
-    if any(f.reason for f in result.with_status(analysis.BINARY)):
-        notes.extend(f"{f.layer}: {f.reason}" for f in result.with_status(analysis.BINARY) if f.reason)
-    report = ConversionReport(
+    notes.extend(f"{f.layer}: {f.reason}" for f in result.with_status(analysis.BINARY) if f.reason)
+    return ConversionReport(
         path=str(path) if path is not None else None,
-        target=target,
+        target=checked.target,
         size_bytes=len(flatbuffer),
         op_counts=counts,
         binary_layers=len(result.binary_layers),
@@ -422,68 +363,163 @@ def convert(
         converted=converted,
         fallbacks=fallbacks,
         errors=errors,
-        pool_fallbacks=pool_fallbacks,
+        pool_fallbacks=[p for p in result.pools if not p.binary],
         count_mismatch=mismatch,
+        rewrite=checked.rewrite,
+        rewrites=list(checked.rewrites.rewrites) if checked.rewrites else [],
+        rewrites_declined=list(checked.rewrites.declined) if checked.rewrites else [],
+        weight_bytes=analysis.weight_bytes(flatbuffer),
         notes=notes,
     )
 
+
+def _size_float_twin(report: ConversionReport, model, float_model, float_path, target: str) -> None:
+    """Convert the float twin (given, or `float_twin` of ``model``) for its size; a model that
+    cannot be cloned still converts, with the reason in ``report.float_note``."""
     try:
-        if not compare_float:
-            raise RuntimeError("not requested")
         twin = float_model if float_model is not None else float_twin(model)
-        float_flatbuffer = _lce_convert(twin, target)
-        report.float_size_bytes = len(float_flatbuffer)
-        if float_path is not None:
-            pathlib.Path(float_path).write_bytes(float_flatbuffer)
-    except Exception as error:  # a model that cannot be cloned still converts
+        float_flatbuffer = to_flatbuffer(twin, target)
+    except Exception as error:  # noqa: BLE001  (any clone/convert failure of the twin is reported, not raised)
         first_line = (str(error).strip().splitlines() or [""])[0][:120]
-        report.float_note = "not requested" if not compare_float else f"not available ({type(error).__name__}: {first_line})"
+        report.float_note = f"not available ({type(error).__name__}: {first_line})"
+        return
+    report.float_size_bytes = len(float_flatbuffer)
+    if float_path is not None:
+        pathlib.Path(float_path).write_bytes(float_flatbuffer)
 
-    if verify:
-        try:
-            inputs = sample_inputs if sample_inputs is not None else random_inputs(model)
-            check = max_abs_difference(model, flatbuffer, inputs)
-            report.max_abs_diff, report.max_abs_output = check.max_abs_diff, check.max_abs_output
-            report.kernel_diffs, report.kernel_failures = check.diffs, check.failures
-            report.verify_kernel, report.verify_samples = ", ".join(check.diffs), check.samples
-            tolerance = 1e-3 * max(1.0, check.max_abs_output)
-            wrong = {k: d for k, d in check.diffs.items() if d > tolerance}
-            if wrong:
-                right = [k for k, d in check.diffs.items() if d <= tolerance]
-                notes.append(
-                    "LCE outputs differ from Keras: "
-                    + ", ".join(f"{k} kernel by up to {d:.3g}" for k, d in wrong.items())
-                    + f" (outputs up to {check.max_abs_output:.3g})"
-                    + (f"; the {', '.join(right)} kernel(s) match" if right else "")
-                    + ". Sign ties can cause this: with untrained BatchNorm statistics integer "
-                    "binary sums hit exactly 0, where LCE and Larq break sign(0) differently; "
-                    "a mis-conversion can too"
-                )
-        except RuntimeError as error:
-            report.verify_kernel = f"not run ({error})"
 
-    for finding in errors:
-        warnings.warn(f"lqbench.tflite: MIS-CONVERTED {finding}", ConversionWarning, stacklevel=2)
+# --------------------------------------------------------------------------- step 3: verify
+
+
+def _verify(report: ConversionReport, checked: Audit, flatbuffer: bytes, sample_inputs) -> None:
+    """LCE vs the original Keras model (ties apart, calibrated copy on ties) into ``report``."""
+    try:
+        inputs = sample_inputs if sample_inputs is not None else random_inputs(checked.original)
+    except ValueError as error:
+        report.verify_kernel = f"not run ({error})"
+        return
+    if checked.model is not checked.original:
+        feed = [np.asarray(x, np.float32) for x in (inputs if isinstance(inputs, (list, tuple)) else [inputs])]
+        feed = feed if len(feed) > 1 else feed[0]
+        ours = checked.model(feed, training=False)
+        theirs = checked.original(feed, training=False)
+        report.rewrite_keras_diff = max(
+            float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+            for a, b in zip(ours if isinstance(ours, (list, tuple)) else [ours],
+                            theirs if isinstance(theirs, (list, tuple)) else [theirs])
+        )
+
+    def convert_copy(copy: tf.keras.Model) -> bytes:
+        return to_flatbuffer(audit(copy, checked.target, checked.rewrite).model, checked.target)
+
+    try:
+        check = verify_outputs(checked.original, flatbuffer, inputs, convert_fn=convert_copy)
+    except RuntimeError as error:
+        report.verify_kernel = f"not run ({error})"
+        return
+    best = check.exact_on or check
+    report.verification = check
+    report.max_abs_diff = check.exact_max_abs_diff if check.exact_on is not None else best.max_abs_diff
+    report.max_abs_output = best.max_abs_output
+    per_kernel = dict(best.diffs)
+    if best is check.exact_on and all(d <= best.tolerance for d in best.tie_diffs.values()):
+        for kernel, diff in best.tie_diffs.items():  # tied samples that match count as matches
+            per_kernel[kernel] = max(diff, per_kernel.get(kernel, 0.0))
+    report.kernel_diffs, report.kernel_failures = per_kernel, dict(check.failures)
+    report.verify_kernel = ", ".join(per_kernel) or None
+    report.verify_samples = check.samples
+    report.verified_on = best.on if check.exact_on is not None or best.diffs else None
+    report.tied_samples, report.tie_max_abs_diff = check.tied_samples, check.tie_max_abs_diff
+    report.verdict, report.misconverted_kernels = check.verdict, check.misconverted
+
+
+# --------------------------------------------------------------------------- step 4: enforce
+
+
+def _warn(report: ConversionReport) -> None:
+    for finding in report.errors:
+        warnings.warn(f"lqbench.tflite: MIS-CONVERTED {finding}", ConversionWarning, stacklevel=3)
     for finding in report.fallbacks:
-        warnings.warn(f"lqbench.tflite: binary layer falls back to float: {finding}", ConversionWarning, stacklevel=2)
-    for pool in pool_fallbacks:
-        warnings.warn(f"lqbench.tflite: float max-pool {pool.layer}: {pool.reason}", ConversionWarning, stacklevel=2)
-    if mismatch:
-        warnings.warn(f"lqbench.tflite: {mismatch}", ConversionWarning, stacklevel=2)
+        warnings.warn(f"lqbench.tflite: binary layer falls back to float: {finding}", ConversionWarning, stacklevel=3)
+    for pool in report.pool_fallbacks:
+        warnings.warn(f"lqbench.tflite: float max-pool {pool.layer}: {pool.reason}", ConversionWarning, stacklevel=3)
+    if report.count_mismatch:
+        warnings.warn(f"lqbench.tflite: {report.count_mismatch}", ConversionWarning, stacklevel=3)
+    if report.verdict == "inconclusive":
+        warnings.warn("lqbench.tflite: every verification sample has sign ties, in the model and in its calibrated "
+                      "copy: exactness not established", ConversionWarning, stacklevel=3)
 
-    if errors:
-        names = ", ".join(f"{f.layer} ({f.reason})" for f in errors)
+
+def enforce(report: ConversionReport, allow_fallback: bool = False) -> None:
+    """Raise `ConversionError` for a mis-conversion (always) or a fallback (unless ``allow_fallback``)."""
+    if report.errors:
+        names = ", ".join(f"{f.layer} ({f.reason})" for f in report.errors)
         raise ConversionError(f"mis-converted layer(s), outputs would be wrong: {names}", report)
-    if not allow_fallback:
-        if report.fallbacks:
-            names = "; ".join(f"{f.layer} ({f.type}): {f.reason}" for f in report.fallbacks)
-            raise ConversionError(
-                f"{len(report.fallbacks)} binary layer(s) fall back to float ops: {names} "
-                "(pass allow_fallback=True / --allow-fallback to convert anyway)",
-                report,
-            )
-        if mismatch and bconv < report.expected_bconv:
-            raise ConversionError(f"{mismatch} (pass allow_fallback=True to convert anyway)", report)
+    if report.misconverted_kernels:
+        kernels = ", ".join(f"{k} kernel by up to {d:.3g}" for k, d in report.misconverted_kernels.items())
+        raise ConversionError(
+            f"LCE outputs differ from Keras on samples without sign ties ({kernels}; outputs up to "
+            f"{report.max_abs_output:.3g}): the converted model computes another function", report)
+    if allow_fallback:
+        return
+    if report.fallbacks:
+        names = "; ".join(f"{f.layer} ({f.type}): {f.reason}" for f in report.fallbacks)
+        raise ConversionError(
+            f"{len(report.fallbacks)} binary layer(s) fall back to float ops: {names} "
+            "(pass allow_fallback=True / --allow-fallback to convert anyway)",
+            report,
+        )
+    if report.count_mismatch and report.bconv < report.expected_bconv:
+        raise ConversionError(f"{report.count_mismatch} (pass allow_fallback=True to convert anyway)", report)
+
+
+# --------------------------------------------------------------------------- all four
+
+
+def convert(
+    model: tf.keras.Model,
+    path: str | os.PathLike | None,
+    target: str = "arm",
+    allow_fallback: bool = False,
+    sample_inputs: np.ndarray | Sequence[np.ndarray] | None = None,
+    float_model: tf.keras.Model | None = None,
+    float_path: str | os.PathLike | None = None,
+    verify: bool = True,
+    compare_float: bool = True,
+    rewrite: bool = True,
+) -> ConversionReport:
+    """Rewrite ``model`` for LCE, convert it, write it to ``path`` and report what came out.
+
+    # Arguments
+        model: a Keras (tf-keras) model with Larq layers.
+        path: where to write the ``.tflite`` file (None: do not write).
+        target: ``"arm"`` (phones, Raspberry Pi, x86 host) or ``"xcore"``.
+        allow_fallback: when False, a binary layer that becomes float ops raises
+            `ConversionError`; when True it is a warning and an entry of ``report.fallbacks``.
+        sample_inputs: inputs for the Keras/LCE comparison, batch first (default: 4
+            standard-normal samples). Each sample runs as a batch of 1.
+        float_model: the float twin to size (default: `float_twin(model)`).
+        float_path: also write the float twin's flatbuffer there.
+        verify: run the LCE interpreter against Keras (every binary kernel, ties apart).
+        compare_float: convert the float twin to report its size.
+        rewrite: rewrite the model into the form LCE accelerates first (`lqbench.tflite.rewrite`);
+            every rewrite is exact and listed in ``report.rewrites``.
+
+    # Raises
+        ConversionError: mis-converted layers or outputs (always), fallbacks (unless
+            ``allow_fallback``), or fewer LceBconv2d than binary layers expected to convert.
+    """
+    checked = audit(model, target, rewrite)
+    flatbuffer = to_flatbuffer(checked.model, target)
+    report = _report(checked, flatbuffer, path)
+    if compare_float:
+        _size_float_twin(report, model, float_model, float_path, target)
+    else:
+        report.float_note = "not requested"
+    if verify:
+        _verify(report, checked, flatbuffer, sample_inputs)
+    _warn(report)
+    enforce(report, allow_fallback)
     if path is not None:
         pathlib.Path(path).write_bytes(flatbuffer)
     return report
@@ -494,6 +530,4 @@ def convert(
 
 def load_model(path: str | os.PathLike) -> tf.keras.Model:
     """Load a saved Keras model with lqbench's custom objects (`lqbench.experiment.load_model`)."""
-    from lqbench.experiment import load_model as _load
-
-    return _load(path)
+    return _load_model(path)

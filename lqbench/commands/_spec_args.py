@@ -12,10 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from lqbench._lazy import lazy_module
 from lqbench.errors import UsageError
 from lqbench.spec import DEFAULT_MODEL_ARGS, LEGACY_OPTIMIZERS, ExperimentSpec, parse_value
 
-__all__ = ["STRATEGIES", "add_spec_arguments", "add_strategy_argument", "parse_set", "spec_from_arguments"]
+execution = lazy_module("lqbench.execution")
+
+__all__ = ["STRATEGIES", "add_execution_arguments", "add_spec_arguments", "add_strategy_argument", "apply_execution_arguments",
+           "parse_set", "spec_from_arguments"]
 
 #: `lqbench.distribute.STRATEGIES` (repeated here so that building the parser loads no TensorFlow).
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -52,8 +56,7 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds to repeat")
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--skip-connections", action=argparse.BooleanOptionalAction, default=None)
-    parser.add_argument("--xla", dest="jit_compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="compile the train step with XLA (default: on where supported)")
+    add_execution_arguments(parser)
     parser.add_argument("--post-training-binarization", action=argparse.BooleanOptionalAction, default=None,
                         help="train in full precision, binarize afterwards (paper 003's naive baseline)")
     parser.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"))
@@ -90,6 +93,25 @@ def parse_set(text: str) -> tuple[str, object]:
     return key.strip(), parse_value(value.strip())
 
 
+def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--xla {auto,on,off}`` (``--no-xla`` = ``--xla off``; ``--xla`` alone = on); `lqbench.execution`."""
+    parser.add_argument("--xla", dest="xla", choices=("auto", "on", "off"), nargs="?", const="on", default=None,
+                        help="execution mode of the train step: auto (default: time both, keep the faster), "
+                             "on (XLA), off (graph)")
+    parser.add_argument("--no-xla", dest="xla", action="store_const", const="off", help="same as --xla off")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="TensorFlow intra-op CPU threads (default: TensorFlow's, one per core)")
+
+
+def apply_execution_arguments(args: argparse.Namespace) -> None:
+    """Size TensorFlow's thread pools from ``--threads`` (call before any TensorFlow op)."""
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        if threads < 0:
+            raise UsageError(f"--threads: {threads} must be >= 0 (0: TensorFlow's default, one per core)")
+        execution.configure_threads(threads or None)
+
+
 def spec_from_arguments(args: argparse.Namespace, base: ExperimentSpec | None = None) -> ExperimentSpec:
     """The spec of ``--spec`` (or ``base``, or the defaults) with every given flag merged in."""
     spec = ExperimentSpec.load(args.spec) if getattr(args, "spec", None) else (base or ExperimentSpec())
@@ -106,7 +128,7 @@ def spec_from_arguments(args: argparse.Namespace, base: ExperimentSpec | None = 
     config.update(values)
     if fixed:
         config["method_args"] = {**config["method_args"], **fixed}
-    for field in ("seeds", "augment", "skip_connections", "jit_compile", "post_training_binarization", "image_size"):
+    for field in ("seeds", "augment", "skip_connections", "xla", "post_training_binarization", "image_size"):
         value = getattr(args, field, None)
         if value is not None:
             config[field] = list(value) if isinstance(value, tuple) else value

@@ -29,6 +29,8 @@ def register(subparsers) -> None:
                         help="convert even if binary layers fall back to float ops (warned)")
     parser.add_argument("--float-output", metavar="PATH", help="also write the float twin's .tflite")
     parser.add_argument("--no-verify", action="store_true", help="skip the LCE-vs-Keras output check")
+    parser.add_argument("--no-rewrite", action="store_true",
+                        help="convert the model as written (no binary-dense-as-conv / BN-before-pool rewrite)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
 
@@ -49,7 +51,7 @@ def run(args) -> int:
         try:
             report = tfl.convert(
                 model, output, target=args.target, allow_fallback=args.allow_fallback,
-                float_path=args.float_output, verify=not args.no_verify,
+                float_path=args.float_output, verify=not args.no_verify, rewrite=not args.no_rewrite,
             )
         except tfl.ConversionError as error:
             if error.report is not None:

@@ -21,7 +21,7 @@ from collections import defaultdict
 
 from lqbench._lazy import lazy_module
 from lqbench.binarization import Binarization
-from lqbench.commands._spec_args import add_strategy_argument
+from lqbench.commands._spec_args import add_execution_arguments, add_strategy_argument, apply_execution_arguments
 from lqbench.spec import ExperimentSpec
 
 distribute = lazy_module("lqbench.distribute")
@@ -50,6 +50,7 @@ def register(subparsers) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), metavar="NAME")
     parser.add_argument("--batch-size", type=int, default=64)
+    add_execution_arguments(parser)
     parser.add_argument("--bench-runs", type=int, default=50, help="timed inferences per model")
     add_strategy_argument(parser)
     parser.set_defaults(func=run)
@@ -69,10 +70,12 @@ def base_spec(args: argparse.Namespace):
         seeds=list(args.seeds),
         learning_rate=1e-3,
         weight_decay=1e-5,
+        xla=getattr(args, "xla", None) or "auto",
     )
 
 
 def run(args: argparse.Namespace) -> int:
+    apply_execution_arguments(args)  # thread pools: before any TensorFlow op
     strategy = distribute.strategy_from_arguments(args)
     started = time.perf_counter()
     output = pathlib.Path(args.output)

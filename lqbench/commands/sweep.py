@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import pathlib
-import tomllib
 from typing import Any
 
+from lqbench._compat import tomllib
 from lqbench._lazy import lazy_module
-from lqbench.commands._spec_args import add_strategy_argument
+from lqbench.commands._spec_args import add_execution_arguments, add_strategy_argument, apply_execution_arguments
 from lqbench.errors import UsageError
 
 distribute = lazy_module("lqbench.distribute")
@@ -30,6 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument("--output", default="lqbench-results/sweep", help="results folder")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override every spec's seeds")
     parser.add_argument("--epochs", type=int, default=None, help="override every spec's epochs")
+    add_execution_arguments(parser)
     parser.add_argument("--retry-failed", action="store_true", help="redo runs recorded as failed")
     parser.add_argument("--resume-partial", action="store_true",
                         help="continue half-written runs from their Keras backup instead of redoing them")
@@ -72,7 +73,9 @@ def load(sweep_file: str, axes: list[str], overrides: dict[str, Any]):
 
 
 def run(args) -> int:
-    overrides = {k: v for k, v in (("seeds", args.seeds), ("epochs", args.epochs)) if v is not None}
+    apply_execution_arguments(args)  # thread pools: before any TensorFlow op
+    overrides = {k: v for k, v in (("seeds", args.seeds), ("epochs", args.epochs),
+                                   ("xla", getattr(args, "xla", None))) if v is not None}
     sweep_spec = load(args.sweep_file, args.axis, overrides)
     specs = sweep_spec.specs()
     output = pathlib.Path(args.output)

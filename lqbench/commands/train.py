@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from lqbench._lazy import lazy_module
-from lqbench.commands._spec_args import add_spec_arguments, add_strategy_argument, spec_from_arguments
+from lqbench.commands._spec_args import (add_spec_arguments, add_strategy_argument, apply_execution_arguments,
+                                       spec_from_arguments)
 
 distribute = lazy_module("lqbench.distribute")
 experiment = lazy_module("lqbench.experiment")
@@ -22,6 +23,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    apply_execution_arguments(args)  # thread pools: before any TensorFlow op
     strategy = distribute.strategy_from_arguments(args)
     spec = spec_from_arguments(args)
     failed = 0
@@ -35,6 +37,13 @@ def run(args) -> int:
             f"seed {seed}: test accuracy {result.test_accuracy:.4f} "
             f"(best-val weights {result.test_accuracy_best_val:.4f}), "
             f"{result.params:,} parameters, {result.footprint_bits / 8 / 1024:.1f} KiB deployed, "
-            f"{result.wall_time_s:.1f} s; model: {result.model_path}"
+            f"{result.wall_time_s:.1f} s ({_execution(result)}); model: {result.model_path}"
         )
     return 1 if failed else 0
+
+
+def _execution(result) -> str:
+    """``graph, measured`` / ``XLA, cached`` / ...: the execution mode of a run and why."""
+    decision = result.execution or {}
+    mode = "XLA" if result.jit_compile else "graph"
+    return f"{mode}, {decision['reason']}" if decision.get("reason") else mode

@@ -5,7 +5,7 @@ import json
 import pathlib
 
 from lqbench._lazy import lazy_module
-from lqbench.commands._spec_args import add_spec_arguments, spec_from_arguments
+from lqbench.commands._spec_args import add_spec_arguments, apply_execution_arguments, spec_from_arguments
 from lqbench.commands.sweep import parse_assignment
 from lqbench.spec import OBJECTIVES, TUNERS
 
@@ -36,6 +36,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    apply_execution_arguments(args)  # thread pools: before any TensorFlow op
     if args.spec and not pathlib.Path(args.spec).exists() and args.spec in presets.available():
         args.spec = str(presets.path(args.spec))
     spec = spec_from_arguments(args)

@@ -1,11 +1,13 @@
 r"""Binary mirror descent (BMD): Adam on latent weights seen through \\(\tanh(\beta_t w)\\).
 
 The forward pass uses the mirror map \\(w^b = \tanh(\beta_t w)\\) (`lqbench.optimizers.MirrorTanh`,
-identity backward) with \\(\beta_t = \rho^{\lfloor t / \text{interval} \rfloor}\\) growing
-during training (`BMDSchedule`, the formula in `lqbench.optimizers.bmd.bmd_beta`); Adam updates
+identity backward) with \\(\beta\\) growing during training (`BMDSchedule`): by default once per
+epoch, \\(\beta_e = \min(\rho^{\max(e-1, 0)}, 10^{35})\\) as in the authors' ``prox.py``
+(``interval="epoch"``), or every ``interval`` steps; Adam updates
 \\(w\\). For the last ``finetune_fraction`` of the epochs (default 0.02: the authors freeze at
 epoch 980 of 1000) the kernels are set to \\(sign(w)\\), \\(\beta\\) to `BETA_SIGN` and frozen,
-and the other parameters are fine-tuned.
+and the other parameters are fine-tuned. Larq's weight clip is lifted from the latent weights
+during training (the authors' mirror descent never clamps \\(w\\)) and put back by `finalize`.
 
 # References
 - [Ajanthan et al., Mirror Descent View for Neural Network Quantization (AISTATS 2021)](https://arxiv.org/abs/1910.08237);
@@ -21,11 +23,12 @@ import larq as lq
 import tensorflow as tf
 
 from lqbench.callbacks import FinalizeBinaryKernels, set_hyper
+from lqbench.errors import ConfigValueError
 from lqbench.hparams import Hparam
 from lqbench.methods.base import Method
 from lqbench.optimizers import BMD as BMDRule
 from lqbench.optimizers import Adam, MirrorTanh, _common
-from lqbench.optimizers.bmd import bmd_beta
+from lqbench.optimizers.bmd import bmd_beta, bmd_beta_epoch, release_weight_clip, restore_weight_clip
 
 __all__ = ["BETA_SIGN", "BMD", "BMDSchedule"]
 
@@ -35,20 +38,24 @@ BETA_SIGN = 1e6
 
 @lq.utils.register_keras_custom_object
 class BMDSchedule(tf.keras.callbacks.Callback):
-    r"""Sets \\(\beta_t = \rho^{\lfloor t / \text{interval} \rfloor}\\) of every `MirrorTanh` before each batch.
+    r"""Sets \\(\beta\\) of every `MirrorTanh` before each batch (`lqbench.optimizers.bmd`).
+
+    ``interval="epoch"`` (default): the authors' \\(\beta_e = \min(\rho^{\max(e-1, 0)}, 10^{35})\\)
+    at epoch \\(e\\) counted from the fit's first epoch; an integer ``interval``:
+    \\(\beta_t = \min(\rho^{\lfloor t / \text{interval} \rfloor}, 10^{35})\\) at step \\(t\\).
 
     With ``finetune_epoch`` (0-based, counted from the fit's first epoch) the kernels are
     set to \\(sign(w)\\), \\(\beta\\) to `BETA_SIGN` (the forward map is then exactly the
     sign) and frozen, so the remaining epochs fine-tune the other parameters.
     """
 
-    def __init__(self, rho: float = 1.01, interval: int = 100, finetune_epoch: int | None = None):
+    def __init__(self, rho: float = 1.01, interval: int | str = "epoch", finetune_epoch: int | None = None):
         super().__init__()
         _common.check_range("rho", rho, 1.0, math.inf, low_inclusive=True, where="BMDSchedule")
-        if int(interval) < 1:
-            raise ValueError(f"BMDSchedule: interval={interval} must be an integer >= 1")
-        self.rho, self.interval, self.finetune_epoch = float(rho), int(interval), finetune_epoch
+        _check_interval(interval, "BMDSchedule")
+        self.rho, self.interval, self.finetune_epoch = float(rho), interval, finetune_epoch
         self.step = 0
+        self.epoch = 0
         self._start = None
         self._current = None
         self._finetuning = False
@@ -71,6 +78,7 @@ class BMDSchedule(tf.keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if self._start is None:
             self._start = epoch
+        self.epoch = epoch - self._start
         if self.finetune_epoch is not None and epoch - self._start >= self.finetune_epoch and not self._finetuning:
             self._finetuning = True
             _common.project_sign(self.model)
@@ -82,7 +90,8 @@ class BMDSchedule(tf.keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         if self._finetuning:
             return
-        beta = bmd_beta(self.step, self.rho, self.interval)
+        beta = (bmd_beta_epoch(self.epoch, self.rho) if self.interval == "epoch"
+                else bmd_beta(self.step, self.rho, self.interval))
         if beta != self._current:
             for variable in self.betas:
                 variable.assign(beta)
@@ -99,17 +108,25 @@ class BMDSchedule(tf.keras.callbacks.Callback):
         return {"rho": self.rho, "interval": self.interval, "finetune_epoch": self.finetune_epoch}
 
 
+def _check_interval(interval, where: str) -> None:
+    if interval != "epoch" and not (isinstance(interval, int) and not isinstance(interval, bool) and interval >= 1):
+        raise ConfigValueError(f"{where}: interval={interval!r} must be 'epoch' or an integer >= 1")
+
+
 class BMD(Method):
     """Binary mirror descent in one fit: growing \\(\\beta\\), then sign + freeze for fine-tuning."""
 
     name = "bmd"
     hparams = (
         Hparam("rho", "float", 1.01, low=1),
-        Hparam("interval", "int", 100, low=1),
+        Hparam("interval", "any", "epoch", doc="'epoch' (the authors' per-epoch growth) or a step count >= 1"),
         Hparam("finetune_fraction", "float", 0.02, low=0, high=1),
     )
     requires_binary_kernels = True
     multi_phase = True
+
+    def _validate(self) -> None:
+        _check_interval(self.interval, "method 'bmd'")
 
     def optimizer(self, learning_rate=1e-3, weight_decay: float = 0.0):
         return _common.case(BMDRule(learning_rate), Adam(learning_rate, weight_decay=weight_decay), name="case_bmd")
@@ -118,10 +135,12 @@ class BMD(Method):
         _common.require_binary_kernels(self.name, model)
         beta = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="bmd_beta")
         _common.swap_kernel_quantizers(model, lambda original: MirrorTanh(beta))
+        release_weight_clip(model)  # the authors' mirror descent never clamps w
 
     def finalize(self, model) -> None:
         _common.project_sign(model)
         _common.restore_kernel_quantizers(model)
+        restore_weight_clip(model)
 
     def callbacks(self, epochs: int):
         finetune = int(epochs) - int(round(self.finetune_fraction * epochs))

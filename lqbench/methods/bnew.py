@@ -26,8 +26,10 @@ frozen at 980):
 the paper's rate 0.01 would saturate every weight within an epoch: the authors' code, which
 produced the paper's numbers, uses ``reg = 1e-4``, the default.
 
-Deviation (documented): the authors push-and-clip *before* the Adam step (``post_update`` runs
-between ``backward`` and ``optimizer.step``); `lqbench.optimizers.BNEW` pushes after it.
+Push order: the authors push-and-clip *before* the Adam step (``post_update`` runs between
+``backward`` and ``optimizer.step``); lqbench's default pushes after it (the same fixed points,
+one step apart), and ``project_first=True`` follows the authors' order
+(`lqbench.optimizers.BNEW`).
 
 # References
 - [Paren & Poudel, BNEW: Binary Neural Networks by Weight Regularisation (paper 001)](https://github.com/Alasdair-P/bnew);
@@ -130,6 +132,7 @@ class BNEW(Method):
         Hparam("pretrain_fraction", "float", 1 / 6, low=0, high=1, high_inclusive=False),
         Hparam("finetune_fraction", "float", 0.02, low=0, high=1, high_inclusive=False),
         Hparam("finetune_optimizer", "str", "continue", choices=("continue", "fresh")),
+        Hparam("project_first", "bool", False, doc="push-and-clip before the Adam step (the authors' order)"),
     )
     requires_binary_kernels = True
     multi_phase = True
@@ -140,7 +143,8 @@ class BNEW(Method):
         return split_epochs(int(epochs), [p, (1 - p) * (1 - f), (1 - p) * f])
 
     def optimizer(self, learning_rate=1e-3, weight_decay: float = 0.0):
-        return _common.case(BNEWRule(learning_rate), Adam(learning_rate, weight_decay=weight_decay), name="case_bnew")
+        return _common.case(BNEWRule(learning_rate, project_first=self.project_first),
+                            Adam(learning_rate, weight_decay=weight_decay), name="case_bnew")
 
     def prepare(self, model) -> None:
         kernels = _common.require_binary_kernels(self.name, model)

@@ -38,6 +38,7 @@ class BNEW(ProjectedAdam):
         reg: \\(\lambda \geq 0\\), the current regularisation strength (a schedule or set per
             epoch by a callback).
         frozen: leave the kernels unchanged (phase 3).
+        project_first: project before the Adam step (the authors' order, `ProjectedAdam`).
     """
 
     _EXTRA_HYPERS = ("reg",)

@@ -12,10 +12,18 @@ defaults \\(\tau = 10^{-8}\\), \\(\gamma = 10^{-4}\\) (methods.md §4, paper 001
 \\[ m_t = m_{t-1} + \gamma (g_t - m_{t-1}), \quad v_t = v_{t-1} + \sigma (g_t^2 - v_{t-1}), \quad
     \text{flip where } w_{t-1} \frac{\hat m_t}{\sqrt{\hat v_t} + 10^{-10}} > \tau \\]
 
-with \\(\hat m = m, \hat v = v\\) (biased, the default) or the Adam-style bias correction
-\\(\hat m_t = m_t / (1 - (1 - \gamma)^t)\\), \\(\hat v_t = v_t / (1 - (1 - \sigma)^t)\\)
-(``bias_correction=True``, the paper's "bias-corrected" variant). Defaults
-\\(\tau = 10^{-6}, \gamma = 10^{-6}, \sigma = 10^{-2}\\).
+with \\(\hat m = m, \hat v = v\\) (``bias_correction=False``, the default: the authors'
+``Bop2ndOrder``, ``bnn_optimization/optimizers.py:154-156`` @ff680fb) or, with
+``bias_correction=True``, the authors' "unbiased" variant ``Bop2ndOrder_unbiased``
+(branch ``conference`` @bf29ed4, ``bnn_optimization/optimizers.py:236-238``), which
+rescales the moments by their rates,
+
+\\[ \hat m_t = m_t / \gamma, \qquad \hat v_t = v_t / \sigma. \\]
+
+This is not Adam's step-dependent correction \\(m_t / (1 - (1 - \gamma)^t)\\): the paper's
+"unbiased" runs (its §5.1.1, README "Batch & Unbiased") used the rescaling above, and where
+the paper's wording and the reference code disagree the code that produced the numbers is
+followed. Defaults \\(\tau = 10^{-6}, \gamma = 10^{-6}, \sigma = 10^{-2}\\).
 
 Both act only on binary kernels (which must hold \\(\pm 1\\): `lqbench.optimizers.prepare`
 re-initialises them to the sign of their initial value); `build("bop")` / `build("bop2")`
@@ -27,6 +35,12 @@ other parameter. Every hyperparameter may be a float or a
     ```python
     optimizer = lqbench.optimizers.build("bop2", learning_rate=1e-3, gamma=1e-6, sigma=1e-2)
     ```
+
+# References
+- Helwegen et al., *Latent Weights Do Not Exist: Rethinking Binarized Neural Network
+  Optimization*, NeurIPS 2019 (`larq.optimizers.Bop`).
+- Suarez-Ramirez et al., *A Bop and Beyond: A Second Order Optimizer for Binarized Neural
+  Networks*, LXCV @ CVPR 2021; code ``CuauSuarez/Bop2ndOrder``.
 """
 from __future__ import annotations
 
@@ -61,7 +75,8 @@ class Bop2(tf.keras.optimizers.legacy.Optimizer):
         threshold: \\(\tau \geq 0\\).
         gamma: first-moment rate \\(\gamma \in (0, 1]\\).
         sigma: second-moment rate \\(\sigma \in (0, 1]\\).
-        bias_correction: use the bias-corrected moments (see module docstring).
+        bias_correction: the authors' "unbiased" flip rule, \\(\hat m = m / \gamma\\),
+            \\(\hat v = v / \sigma\\) (see module docstring).
     """
 
     _HAS_AGGREGATE_GRAD = True
@@ -90,10 +105,9 @@ class Bop2(tf.keras.optimizers.legacy.Optimizer):
         v = self.get_slot(var, "v")
         m_t = m.assign_add(gamma * (grad - m))
         v_t = v.assign_add(sigma * (tf.square(grad) - v))
-        if self.bias_correction:
-            t = tf.cast(self.iterations + 1, dtype)
-            m_t = m_t / (1.0 - tf.pow(1.0 - gamma, t))
-            v_t = v_t / (1.0 - tf.pow(1.0 - sigma, t))
+        if self.bias_correction:  # the authors' Bop2ndOrder_unbiased (module docstring)
+            m_t = m_t / gamma
+            v_t = v_t / sigma
         w = latent(var).read_value()
         flip = w * (m_t / (tf.sqrt(v_t) + 1e-10)) > threshold
         return latent(var).assign(tf.where(flip, -w, w), read_value=False)

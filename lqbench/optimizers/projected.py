@@ -5,6 +5,16 @@ r"""Adam followed by a projection of the updated weights: the base of BNEW and P
 with a method-specific map \\(P_t\\). A ``frozen`` hyperparameter (0 or 1, changeable
 between steps without retracing) makes the step a no-op, for the phase where the binary
 kernels have been set to \\(\pm 1\\) and only the other parameters are fine-tuned.
+
+``project_first=True`` is the order of the BNEW authors' training loop (``binary_main.py:84-95``
+@f0c2019: ``reg.post_update()``, i.e. the projection, runs between ``loss.backward()`` and
+``optimizer.step()``):
+
+\\[ w_{t+1} = \text{Adam}\left(P_t(w_t), g_t\right), \qquad g_t = \nabla \ell(w_t), \\]
+
+so the gradient is taken at the unprojected weights and the weights after the step are not
+projected (only Larq's weight clip, if the kernel has one, applies). The two orders differ by
+\\(O(\lambda \eta)\\) per step; ``bench/reference/bnew.py`` measures both.
 """
 from __future__ import annotations
 
@@ -21,9 +31,13 @@ class ProjectedAdam(Adam):
 
     _EXTRA_HYPERS: tuple[str, ...] = ()
 
-    def __init__(self, learning_rate=1e-3, frozen: bool | float = False, **kwargs):
+    def __init__(self, learning_rate=1e-3, frozen: bool | float = False, project_first: bool = False, **kwargs):
+        if not isinstance(project_first, bool):
+            where = kwargs.get("name", type(self).__name__)
+            raise ValueError(f"{where}: project_first={project_first!r} must be true or false")
         super().__init__(learning_rate=learning_rate, **kwargs)
         self._set_hyper("frozen", float(frozen))
+        self.project_first = project_first
 
     def project(self, w, dtype):
         raise NotImplementedError
@@ -32,6 +46,14 @@ class ProjectedAdam(Adam):
         dtype = var.dtype.base_dtype
         w = latent(var)
         before = tf.identity(w.read_value())
+        if self.project_first:
+            frozen = self._get_hyper("frozen", dtype) > 0.5
+            with tf.control_dependencies([before]):
+                projected = w.assign(tf.where(frozen, before, self.project(before, dtype)))
+            with tf.control_dependencies([projected]):
+                update = super()._resource_apply_dense(grad, var, apply_state)
+            with tf.control_dependencies([update]):
+                return w.assign(tf.where(frozen, before, w.read_value()), read_value=False)
         with tf.control_dependencies([before]):
             update = super()._resource_apply_dense(grad, var, apply_state)
         with tf.control_dependencies([update]):
@@ -43,7 +65,8 @@ class ProjectedAdam(Adam):
         raise NotImplementedError(f"{self.name}: binary kernels receive dense gradients only")
 
     def get_config(self):
-        return {**super().get_config(), **serialize_hypers(self, ("frozen", *self._EXTRA_HYPERS))}
+        return {**super().get_config(), **serialize_hypers(self, ("frozen", *self._EXTRA_HYPERS)),
+                "project_first": self.project_first}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):

@@ -46,6 +46,7 @@ class ProxQuant(ProjectedAdam):
         reg: \\(\lambda_e \geq 0\\), set per epoch by `ProxQuantSchedule` (``reg_rate * epoch``).
         prox: ``"l1"`` (default, the authors' binary prox) or ``"l2"``.
         frozen: leave the kernels unchanged (after the freeze epoch).
+        project_first: apply the prox before the Adam step (the order of paper 001's code).
     """
 
     _EXTRA_HYPERS = ("reg",)

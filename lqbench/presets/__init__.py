@@ -33,6 +33,8 @@ from lqbench.errors import ConfigValueError
 from lqbench.spec import ExperimentSpec
 from lqbench.sweep import SweepSpec
 
+from lqbench._compat import tomllib
+
 HERE = pathlib.Path(__file__).resolve().parent
 
 
