@@ -68,7 +68,7 @@ def test_naive_post_training_binarization_trains_float_and_deploys_binary(tmp_pa
 def test_continuous_binarization_recipe_ends_with_binary_activations(tmp_path):
     from lqbench import continuous
 
-    spec = ExperimentSpec(name="cb", optimizer="cb", binarization=lqbench.Binarization(weights=False),
+    spec = ExperimentSpec(name="cb", method="cb", binarization=lqbench.Binarization(weights=False, activations=False),
                           **{**TINY, "epochs": 3})
     result = experiment.run(spec, output_dir=tmp_path)
     assert result.status == "ok", result.error

@@ -39,7 +39,7 @@ def _batch(n=16, seed=0):
 def test_every_method_and_algorithm_it_supports_builds_from_a_spec_and_trains_one_step(method, algorithm):
     epochs = 2 if method == "cb" else 1  # one stage per hidden activation
     spec = ExperimentSpec(name="m", method=method, algorithm=algorithm, binarization=_binarization(method),
-                          model_args={"hidden_units": [8, 8]}, epochs=epochs, batch_size=16, jit_compile=False)
+                          model_args={"hidden_units": [8, 8]}, epochs=epochs, batch_size=16, xla="off")
     model, trainer = experiment._build(spec, 0, (8, 8, 1), 10)
     before = [w.copy() for w in model.get_weights()]
     history = methods.fit(trainer, _batch(), method=methods.get(spec.method, **spec.method_args), epochs=epochs,

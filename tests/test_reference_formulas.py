@@ -151,5 +151,5 @@ def test_vgg_small_keeps_irnet_hardtanh_before_the_sign():
             first = out.numpy()
     np.testing.assert_allclose(plain(x, training=False).numpy(), first, rtol=1e-5, atol=1e-5)  # sign(htanh x) = sign x
     assert not np.allclose(grads[0], grads[1])  # the hard tanh clips the backward pass where |x| > 1
-    with pytest.raises(ValueError, match="hardtanh_before_sign must be true or false"):
+    with pytest.raises(TypeError, match="hardtanh_before_sign='yes' .* must be true or false"):  # checked types
         models.build("vgg_small", (8, 8, 3), 4, b, hardtanh_before_sign="yes", **kwargs)
