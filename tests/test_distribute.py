@@ -97,8 +97,8 @@ def test_lqbench_train_multiworker_runs_every_recipe_and_only_the_chief_writes(o
     command = [sys.executable, "-m", "lqbench.cli", "train", "--strategy", "multiworker", "--dataset", "digits",
                "--model-args", '{"hidden_units": [32, 32]}', "--epochs", "3", "--batch-size", "64", "--quiet",
                "--optimizer", optimizer, "--output", str(tmp_path / "results")]
-    if optimizer == "cb":
-        command += ["--no-binary-weights"]
+    if optimizer == "cb":  # continuous binarization makes the activations binary itself
+        command += ["--no-binary-weights", "--no-binary-activations"]
     workers = []
     scratch = tmp_path / "tmp"  # the workers' temp dir: the non-chief's scratch folder must not stay
     scratch.mkdir()

@@ -96,7 +96,7 @@ def test_sweep_file_groups_round_trip(tmp_path):
     noskip = specs[4]
     assert noskip.skip_connections is False and noskip.binarization.weights is False
     assert noskip.binarization.activations is True and noskip.binarization.activation_estimator == "tanh"
-    assert specs[-1].optimizer == "sgd" and specs[-1].seeds == [0, 1]
+    assert specs[-1].method_args.get("optimizer") == "sgd" and specs[-1].seeds == [0, 1]
     again = sweep.SweepSpec.from_toml(loaded.to_toml())
     assert [(s.name, s.key()) for s in again.specs()] == [(s.name, s.key()) for s in specs]
     # a plain spec file is a sweep of one configuration

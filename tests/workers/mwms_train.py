@@ -28,7 +28,7 @@ import larq as lq  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from lqbench import algorithms, distribute, optimizers  # noqa: E402
+from lqbench import algorithms, distribute, recipes  # noqa: E402
 
 strategy = distribute.get_strategy("multiworker" if args.worker is not None else "default")
 tf.keras.utils.set_random_seed(7)
@@ -50,9 +50,10 @@ with strategy.scope():
     outputs = lq.layers.QuantDense(4, **binarization.dense_kwargs("last"))(h)
     model = tf.keras.Model(inputs, outputs)
     trainer = algorithms.build(args.algorithm, model, seed=3)
-    optimizers.prepare(args.optimizer, model)
+    method = recipes.method_for(args.optimizer)  # a method name or an earlier alias (sgd, adam)
+    method.prepare(model)
     trainer.compile(
-        optimizer=optimizers.build(args.optimizer, learning_rate=0.05),
+        optimizer=method.optimizer(0.05),
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
