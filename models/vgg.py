@@ -21,9 +21,11 @@ With binary activations the classifier's dropout acts before the next layer's si
 values become +1); paper 000's PyTorch models, which replace the ReLU by the sign, drop after
 it. Both only matter in training.
 
-Layer order: conv -> BN -> max-pool -> activation, Larq Compute Engine's fusable order
-(IR-Net pools before BN and torchvision activates before pooling: equal for the monotone
-hard tanh / ReLU, and for BN when its scales are positive).
+Layer order (``block_order``): conv -> BN -> max-pool -> activation by default, Larq Compute
+Engine's fusable order; ``"conv_pool_bn_act"`` is IR-Net's (pool before BN),
+``"conv_bn_act_pool"`` torchvision's and paper 000's code (the sign before pooling). Forward
+passes are equal for the monotone hard tanh / ReLU / sign when BN's scales are positive;
+gradients differ (`lqbench.models._blocks.conv_block_tail`).
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ VGG19_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 5
 VGG_SMALL_CONFIG = (128, 128, "M", 256, 256, "M", 512, 512, "M")
 
 
-def _features(x, config, b, activation, width_multiplier, use_bias):
+def _features(x, config, b, activation, width_multiplier, use_bias, block_order):
     index = 0
     for i, item in enumerate(config):
         if item == "M":
@@ -48,10 +50,8 @@ def _features(x, config, b, activation, width_multiplier, use_bias):
         channels = max(1, int(round(item * width_multiplier)))
         x = B.conv(x, channels, 3, binarization=b, role="first" if index == 1 else "hidden", name=name,
                    use_bias=use_bias)
-        x = B.batch_norm(x, f"{name}_bn")
-        if i + 1 < len(config) and config[i + 1] == "M":
-            x = B.max_pool(x, f"{name}_pool")
-        x = B.activation(x, b, activation, f"{name}_{activation}")
+        pool = i + 1 < len(config) and config[i + 1] == "M"
+        x = B.conv_block_tail(x, b, activation, name, pool, block_order)
     return x
 
 
@@ -65,6 +65,7 @@ def vgg_small(
     width_multiplier: float = 1.0,
     activation: str = "hard_tanh",
     head: str = "flatten",
+    block_order: str = "conv_bn_pool_act",
 ) -> tf.keras.Model:
     """IR-Net's VGG-small (003 Table 3): convs 128-128-256-256-512-512 with BN and hard tanh, one linear layer.
 
@@ -74,11 +75,15 @@ def vgg_small(
         head: ``"flatten"`` (IR-Net: the classifier sees 512 x 4 x 4 features at 32x32) or
             ``"avg"`` (global average pooling first: a 16x smaller float classifier, the usual
             choice for deployment).
+        block_order: ``"conv_bn_pool_act"`` (default, LCE), ``"conv_pool_bn_act"`` (IR-Net) or
+            ``"conv_bn_act_pool"`` (torchvision, paper 000's code).
     """
     B.check_positive_float("width_multiplier", width_multiplier)
     B.check_choice("head", head, ["flatten", "avg"])
+    B.check_choice("block_order", block_order, B.BLOCK_ORDERS)
     inputs = tf.keras.Input(shape=input_shape, name="input")
-    x = _features(inputs, VGG_SMALL_CONFIG, binarization, activation, width_multiplier, use_bias=False)
+    x = _features(inputs, VGG_SMALL_CONFIG, binarization, activation, width_multiplier, use_bias=False,
+                  block_order=block_order)
     if head == "avg":
         x = tf.keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     else:
@@ -98,6 +103,7 @@ def vgg19(
     dense_units=(4096, 4096),
     dropout: float = 0.5,
     dense_as_conv: bool = False,
+    block_order: str = "conv_bn_pool_act",
 ) -> tf.keras.Model:
     """VGG-19 with batch normalisation (torchvision ``vgg19_bn``), the 4096-4096 classifier; paper 000.
 
@@ -106,14 +112,17 @@ def vgg19(
         dense_units: hidden classifier widths (``(4096, 4096)`` for paper 000).
         dropout: dropout rate before each hidden dense layer's successor (0.5).
         dense_as_conv: write the binary hidden dense layers as 1x1 binary convolutions (LCE).
+        block_order: ``"conv_bn_pool_act"`` (default, LCE) or ``"conv_bn_act_pool"``
+            (torchvision's ``vgg19_bn``, paper 000's code), or ``"conv_pool_bn_act"``.
     """
     B.check_positive_float("width_multiplier", width_multiplier)
+    B.check_choice("block_order", block_order, B.BLOCK_ORDERS)
     dense_units = B.check_int_tuple("dense_units", dense_units, allow_empty=True)
     if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     b = binarization
     inputs = tf.keras.Input(shape=input_shape, name="input")
-    x = _features(inputs, VGG19_CONFIG, b, "relu", width_multiplier, use_bias=True)
+    x = _features(inputs, VGG19_CONFIG, b, "relu", width_multiplier, use_bias=True, block_order=block_order)
     x = tf.keras.layers.Flatten(name="flatten")(x)
     for i, units in enumerate(dense_units):
         x = B.dense(x, units, binarization=b, role="hidden", name=f"fc{i + 1}", as_conv=dense_as_conv)
