@@ -153,15 +153,63 @@ def setup(method: str, model: str, epochs: int = 1, steps: int | None = None, ji
     return train
 
 
-def run_memory(steps: int, out: dict, modes=("eager", "graph", "xla"), models=("deep_mlp", "vgg_cnn")) -> None:
+# memory part: the zoo's binary CNNs at CIFAR-10 shape (32x32x3, 10 classes); their cost does not
+# depend on pixel values, so they train on seeded random images (no dataset in the measurement)
+ZOO_CNNS = {
+    "vgg_small_w025": ("vgg_small", {"width_multiplier": 0.25}),
+    "resnet20": ("resnet20", {}),
+}
+MEMORY_MODELS = ("deep_mlp", "vgg_cnn") + tuple(ZOO_CNNS)
+
+
+def setup_memory(method: str, model: str, steps: int, mode: str, batch_size: int = 128, seed: int = 0,
+                 hparams: dict | None = None):
+    """Like `setup` for the memory part, also for the zoo CNNs of `ZOO_CNNS` (random images)."""
+    if model not in ZOO_CNNS:
+        return setup(method, model, steps=steps, jit=mode == "xla", eager=mode == "eager",
+                     batch_size=batch_size, seed=seed)
+    import numpy as np
+    import tensorflow as tf
+
+    import lqbench
+    import lqbench.algorithms
+    import lqbench.optimizers
+    from lqbench import models
+
+    tf.keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    n = steps * batch_size
+    x = rng.normal(size=(n, 32, 32, 3)).astype(np.float32)
+    y = rng.integers(0, 10, n)
+    name, kwargs = ZOO_CNNS[model]
+    net = models.build(name, (32, 32, 3), 10, lqbench.Binarization(), skip_connections=True, **kwargs)
+    optimizer = lqbench.optimizers.build("adam", learning_rate=1e-3, weight_decay=0.0)
+    trainer = lqbench.algorithms.build(method, net, seed=seed, **(hparams or {}))
+    trainer.compile(optimizer, metrics=["accuracy"], jit_compile=mode == "xla", run_eagerly=mode == "eager")
+    initial = net.get_weights()
+    trainer.fit(x[: 2 * batch_size], y[: 2 * batch_size], batch_size=batch_size, epochs=1, verbose=0)
+    net.set_weights(initial)
+    for v in optimizer.variables():
+        v.assign(tf.zeros_like(v))
+
+    def train():
+        start = time.perf_counter()
+        history = trainer.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+        fit_time = time.perf_counter() - start
+        return {"epochs": 1, "steps_per_epoch": steps, "fit_time_s": fit_time,
+                "train_loss": [float(v) for v in history.history["loss"]], "seconds_per_step": fit_time / steps}
+
+    return train
+
+
+def run_memory(steps: int, out: dict, modes=("eager", "graph", "xla"), models=MEMORY_MODELS) -> None:
     from lqbench import profiling
 
     rows = out.setdefault("memory", [])
     for mode in modes:
         for model in models:
             for method in METHODS:
-                p = profiling.measure(f"{__file__}:setup", method=method, model=model, steps=steps,
-                                      jit=mode == "xla", eager=mode == "eager")
+                p = profiling.measure(f"{__file__}:setup_memory", method=method, model=model, steps=steps, mode=mode)
                 row = {"model": model, "method": method, "mode": mode, "steps": steps,
                        "training_mib": p.training_bytes / 2**20, "peak_mib": p.peak_bytes / 2**20,
                        "baseline_mib": p.baseline_bytes / 2**20, "peak_source": p.peak_source,
@@ -223,6 +271,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=5, help="training steps per memory run")
     parser.add_argument("--modes", nargs="+", choices=("eager", "graph", "xla"), default=["eager", "graph", "xla"],
                         help="execution modes of the memory part")
+    parser.add_argument("--models", nargs="+", choices=MEMORY_MODELS, default=list(MEMORY_MODELS),
+                        help="models of the memory part")
     parser.add_argument("--epochs", type=int, default=3, help="epochs of each speed run")
     parser.add_argument("--out", default=str(RESULTS), help="results file (JSON; updated part by part)")
     args = parser.parse_args(argv)
@@ -233,7 +283,7 @@ def main(argv=None):
     if args.part in ("memory", "all"):
         out["memory"] = []
         out["memory_command"] = command
-        run_memory(args.steps, out, modes=tuple(args.modes))
+        run_memory(args.steps, out, modes=tuple(args.modes), models=tuple(args.models))
     if args.part in ("speed", "all"):
         out["speed"] = []
         out["speed_command"] = command

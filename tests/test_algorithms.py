@@ -237,13 +237,90 @@ def test_hsic_loss_and_update_match_numpy(net):
     _assert_updates(got, net.updates(w0, f, d[0], d[1], e / BATCH))
 
 
+def _sigprop_sites(net, w, f):
+    """The authors' (pepita.py) SigpropTL error sites: (layer input u, activation a, P, conv?)."""
+    if net is DenseNet:
+        return [(f["x"], sign(f["z1"]), 1, False), (sign(f["z1"]), sign(f["z2"]), 1, False)]
+    (w1, b1), (w2, b2), _ = w
+    c2 = patches(sign(f["z1"]), pad_value=1.0) @ sign(w2).reshape(-1, w2.shape[-1]) + b2
+    # conv2 -> GAP -> sign: the activation right after conv2 is sign(conv2 output), unpooled
+    return [(f["x"], sign(f["z1"]), 36, True), (sign(f["z1"]), sign(c2), 36, True)]
+
+
 @pytest.mark.parametrize("net", list(NETS))
-def test_sigprop_update_matches_numpy_and_alpha_scales_it(net):
+def test_sigprop_update_matches_authors_code(net):
+    """Error at the activation output right after each weight layer (before pooling), used as
+    the gradient of the weight layer's output; kernel gradient / P (unpooled positions), bias
+    gradient the plain sum (binary_nn_extended pepita.py)."""
     net = NETS[net]
     x, y = _data(net, 3)
     results = {}
     for alpha in (1.0, 0.05):
         trainer, w0, got, f = _one_step("sigprop", net, x, y, alpha=alpha)
+        e = softmax(f["logits"]) - np.eye(C)[y]
+        feedback = trainer.input_feedback.numpy().astype(np.float64)
+        x_err = x.astype(np.float64) + alpha * (e @ feedback).reshape(x.shape)
+        clean = _sigprop_sites(net, w0, f)
+        noisy = _sigprop_sites(net, w0, net.forward(w0, x_err))
+        want = []
+        for (u, a, p, conv), (_, a_err, _, _) in zip(clean, noisy):
+            err = a - a_err
+            if conv:
+                cols = patches(u, pad_value=0.0 if u is f["x"] else 1.0)
+                cols = cols.reshape(-1, cols.shape[-1])
+                dw = (cols.T @ err.reshape(-1, err.shape[-1])).reshape(-1, err.shape[-1]) / p
+            else:
+                dw = u.T @ err / p
+            want += [-dw, -err.reshape(-1, err.shape[-1]).sum(0)]
+        want += [-(sign(f["z2"]).T @ (e / BATCH)), -(e / BATCH).sum(0)]
+        want[0] = want[0].reshape(got[0].shape)
+        want[2] = want[2].reshape(got[2].shape)
+        _assert_updates(got, want)
+        results[alpha] = got
+    assert any(np.abs(u).max() > 0 for u in results[1.0][:4]), "alpha=1 left the hidden layers unchanged"
+    assert not all(np.allclose(a, b) for a, b in zip(results[1.0][:4], results[0.05][:4])), "alpha had no effect"
+
+
+def test_sigprop_pass1_in_eval_mode_and_batch_norm_fixed():
+    """Pass 1 in eval mode: the error comes from BN's moving statistics, the moving statistics
+    move once per step (pass 2, on the 2B batch), BN's scale and offset do not train."""
+    x, y = _data(DenseNet, 9)
+    inp = tf.keras.Input(DenseNet.input_shape)
+    h = lq.layers.QuantDense(5, **B.dense_kwargs("first"))(inp)
+    bn = tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-3)
+    h = bn(h)
+    h = lq.layers.QuantDense(4, **B.dense_kwargs("hidden"))(h)
+    model = tf.keras.Model(inp, lq.layers.QuantDense(C, **B.dense_kwargs("last"))(h))
+    ws = [(l.kernel.numpy().astype(np.float64), l.bias.numpy().astype(np.float64))
+          for l in model.layers if isinstance(l, lq.layers.QuantDense)]
+    trainer = A.build("sigprop", model, seed=3, alpha=1.0)
+    trainer.compile(tf.keras.optimizers.legacy.SGD(1.0), run_eagerly=True)
+    trainer.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
+    (w1, b1), (w2, b2), (w3, b3) = ws
+
+    def forward(v, scale):
+        z1 = v @ w1 + b1
+        return z1, (sign(z1 * scale) @ sign(w2) + b2)
+
+    eval_scale = 1.0 / np.sqrt(1.0 + 1e-3)  # moving mean 0, variance 1
+    z1, z2 = forward(x.astype(np.float64), eval_scale)
+    e = softmax(sign(z2) @ w3 + b3) - np.eye(C)[y]
+    x_err = x + (e @ trainer.input_feedback.numpy().astype(np.float64)).reshape(x.shape)
+    both = np.concatenate([z1, x_err @ w1 + b1])
+    np.testing.assert_allclose(bn.moving_mean.numpy(), 0.1 * both.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bn.gamma.numpy(), 1.0)
+    np.testing.assert_allclose(bn.beta.numpy(), 0.0)
+    # the output layer's step used the eval-mode logits
+    np.testing.assert_allclose(model.layers[-1].bias.numpy() - b3, -(e / BATCH).sum(0), rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("net", list(NETS))
+def test_sigprop_tap_option_keeps_earlier_rule(net):
+    net = NETS[net]
+    x, y = _data(net, 3)
+    results = {}
+    for alpha in (1.0, 0.05):
+        trainer, w0, got, f = _one_step("sigprop", net, x, y, alpha=alpha, error_at="tap", pass1="train")
         e = softmax(f["logits"]) - np.eye(C)[y]
         feedback = trainer.input_feedback.numpy().astype(np.float64)
         assert feedback.shape == (C, int(np.prod(net.input_shape)))
@@ -306,6 +383,19 @@ def test_taps_of_a_residual_model():
     assert sorted(seg_vars) == sorted(id(v) for v in model.trainable_variables)
     with pytest.raises(ValueError, match="allowed: edge, tensor"):
         A.TapGraph(model, granularity="node")
+
+
+@pytest.mark.parametrize("method", ["drtp", "hsic", "sigprop"])
+def test_segment_methods_checkpoint(tmp_path, method):
+    x, y = _data(ConvNet, 5)
+    trainer = A.build(method, ConvNet.keras(), seed=7)
+    trainer.compile(tf.keras.optimizers.legacy.Adam(1e-2), run_eagerly=True)
+    trainer.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    trainer.save_weights(str(tmp_path / "ckpt"))
+    clone = A.build(method, ConvNet.keras(), seed=7)
+    clone(x[:1])
+    clone.load_weights(str(tmp_path / "ckpt"))
+    np.testing.assert_allclose(clone.predict(x, verbose=0), trainer.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
 
 def test_save_and_reload_keeps_feedback_and_predictions(tmp_path):
@@ -523,3 +613,169 @@ def test_every_method_learns_binary_mlp_on_mnist(mnist_dir):
     print("MNIST subset accuracies:", accuracies)
     for method, acc in accuracies.items():
         assert acc > MNIST_FLOOR[method], accuracies
+
+
+# ----------------------------------------------------------------------------- Keras contract
+def _gumbel_net():
+    from lqbench import estimators
+
+    x = tf.keras.Input(DenseNet.input_shape)
+    h = lq.layers.QuantDense(5, **B.dense_kwargs("first"))(x)
+    h = lq.layers.QuantDense(4, input_quantizer=estimators.get("gumbel", tau=1.0),
+                             kernel_quantizer="ste_sign", name="gumbel_hidden")(h)
+    return tf.keras.Model(x, lq.layers.QuantDense(C, **B.dense_kwargs("last"))(h))
+
+
+@pytest.mark.parametrize("method", ["dfa", "drtp", "hsic", "sigprop"])
+def test_stochastic_quantizers_see_training_mode(method):
+    """Issue 14.2: the taps and re-run layers are called in training mode, so the Gumbel sign
+    samples (two steps on one batch differ) and passes its pseudo-gradient to the first layer."""
+    x, y = _data(DenseNet, 10)
+    tf.keras.utils.set_random_seed(1)
+    model = _gumbel_net()
+    first = model.layers[1].kernel
+    before = first.numpy().copy()
+    trainer = A.build(method, model, **({"alpha": 10.0} if method == "sigprop" else {}))
+    trainer.compile(tf.keras.optimizers.legacy.SGD(0.1), run_eagerly=True)
+    trainer.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
+    assert not np.allclose(first.numpy(), before), f"{method}: no gradient reached the first layer"
+    # the re-run graph samples in training: two forward passes of the same batch differ
+    env1, _ = trainer.graph.run(x, training=True)
+    env2, _ = trainer.graph.run(x, training=True)
+    hidden = [op for op in trainer.graph.ops if op.layer.name == "gumbel_hidden"][0].out_keys[0]
+    assert not np.allclose(env1[hidden].numpy(), env2[hidden].numpy())
+    env3, _ = trainer.graph.run(x, training=False)
+    env4, _ = trainer.graph.run(x, training=False)
+    np.testing.assert_array_equal(env3[hidden].numpy(), env4[hidden].numpy())
+
+
+@pytest.mark.parametrize("method", ["dfa", "drtp", "hsic", "sigprop"])
+@pytest.mark.parametrize("when", ["before_build", "after_compile"])
+def test_frozen_layers_stay_frozen(method, when):
+    """Issue 14.3: a layer frozen after the method was built (and, then recompiled, after a
+    first fit) is not updated, as with Keras's train_step."""
+    x, y = _data(DenseNet, 11)
+    model = DenseNet.keras()
+    trainer = A.build(method, model, **({"alpha": 10.0} if method == "sigprop" else {}))
+    trainer.compile(tf.keras.optimizers.legacy.SGD(0.1), run_eagerly=False)
+    if when == "after_compile":
+        trainer.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)  # traced with everything trainable
+    frozen = model.layers[1]
+    frozen.trainable = False
+    trainer.compile(tf.keras.optimizers.legacy.SGD(0.1), run_eagerly=False)  # as a phase callback does
+    kept = [v.numpy().copy() for v in frozen.weights]
+    others = model.layers[2].kernel.numpy().copy()
+    trainer.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    for a, v in zip(kept, frozen.weights):
+        np.testing.assert_array_equal(a, v.numpy())
+    assert not np.allclose(others, model.layers[2].kernel.numpy()), f"{method}: the others stopped training"
+
+
+@pytest.mark.parametrize("method", ["dfa", "drtp", "hsic", "sigprop"])
+def test_regularization_losses_count(method):
+    """Issue 14.3: layer losses (kernel regularizers) enter each segment's loss, as in
+    Keras's compute_loss: an L2 penalty alone shrinks every regularized kernel by 2 lr l2 W."""
+    x, y = _data(DenseNet, 12)
+    l2 = 0.5
+
+    def net(reg):
+        tf.keras.utils.set_random_seed(4)
+        inp = tf.keras.Input(DenseNet.input_shape)
+        h = lq.layers.QuantDense(5, kernel_regularizer=reg, **B.dense_kwargs("first"))(inp)
+        h = lq.layers.QuantDense(4, kernel_regularizer=reg, **B.dense_kwargs("hidden"))(h)
+        return tf.keras.Model(inp, lq.layers.QuantDense(C, kernel_regularizer=reg, **B.dense_kwargs("last"))(h))
+
+    kernels = {}
+    for reg in (None, tf.keras.regularizers.L2(l2)):
+        model = net(reg)
+        w0 = [l.kernel.numpy().copy() for l in model.layers[1:]]
+        trainer = A.build(method, model, seed=3, **({"alpha": 10.0} if method == "sigprop" else {}))
+        trainer.compile(tf.keras.optimizers.legacy.SGD(0.1), run_eagerly=True)
+        history = trainer.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
+        kernels[reg is None] = (w0, [l.kernel.numpy() for l in model.layers[1:]], history.history["loss"][0])
+    (w0, plain, loss_plain), (_, regular, loss_reg) = kernels[True], kernels[False]
+    for a, b, w in zip(plain, regular, w0):
+        np.testing.assert_allclose(b - a, -0.1 * 2 * l2 * w, rtol=1e-3, atol=1e-5)
+    assert loss_reg > loss_plain, "the loss metric leaves out the regularization"
+
+
+# ----------------------------------------------------------------------------- issue 14 items 9, 11, 14
+@pytest.mark.parametrize("init,bound", [("kaiming_uniform", 3.0), ("frenkel_uniform", 6.0)])
+@pytest.mark.parametrize("feedback", ["channel", "position"])
+def test_drtp_uniform_init_uses_the_taps_fan_in(init, bound, feedback):
+    """Issue 14.11: U(+-sqrt(k / n_k)) with n_k the tap's fan-in (authors: torch kaiming_uniform_,
+    k = 3), not sqrt(6 / C)."""
+    trainer = A.build("drtp", ConvNet.keras(), init=init, feedback=feedback)
+    for tap, fb in zip(trainer.graph.taps, trainer.feedback):
+        n = tap.channels if feedback == "channel" else tap.size
+        values = fb.numpy()
+        assert values.shape == (C, n)
+        limit = np.sqrt(bound / n)
+        assert np.abs(values).max() <= limit + 1e-7
+        if values.size >= 12:
+            assert np.abs(values).max() > 0.5 * limit
+
+
+def _token_mixer():
+    x = tf.keras.Input((4, 6))  # 4 tokens of 6 hidden channels
+    h = lq.layers.QuantDense(6, **B.dense_kwargs("first"))(x)
+    h = tf.keras.layers.LayerNormalization()(h)
+    h = tf.keras.layers.Permute((2, 1))(h)  # (hidden 6, tokens 4)
+    h = lq.layers.QuantDense(5, **B.dense_kwargs("hidden"))(h)  # token mixing
+    h = lq.layers.QuantDense(4, **B.dense_kwargs("hidden"))(h)
+    h = tf.keras.layers.Permute((2, 1))(h)
+    h = tf.keras.layers.Flatten()(h)
+    return tf.keras.Model(x, lq.layers.QuantDense(C, **B.dense_kwargs("last"))(h))
+
+
+@pytest.mark.parametrize("method", ["dfa", "drtp"])
+def test_token_mixing_feedback_over_hidden_axis(method):
+    """Issue 14.9: token-mixing taps get feedback over the hidden axis, broadcast over tokens."""
+    trainer = A.build(method, _token_mixer())
+    shapes = [tuple(fb.shape) for fb in trainer.feedback]
+    assert shapes == [(C, 6), (C, 6), (C, 24)], shapes
+    tap = trainer.graph.taps[1]
+    assert tap.shape == (6, 5) and tap.channels == 6 and tap.positions == 5
+    signal = A.taps.tap_signal(tf.ones((2, 6)), tap)
+    assert tuple(signal.shape) == (2, 6, 1)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 4, 6)).astype(np.float32)
+    trainer.compile(tf.keras.optimizers.legacy.SGD(0.1), run_eagerly=True)
+    history = trainer.fit(x, rng.integers(0, C, 8), batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+def _np_nhsic(a, b, eps):
+    m = a.shape[0]
+    h = np.eye(m) - np.ones((m, m)) / m
+
+    def r(k):
+        k = h @ k @ h
+        return k @ np.linalg.inv(k + eps * m * np.eye(m))
+
+    return np.trace(r(a) @ r(b))
+
+
+def test_nhsic_is_ma_et_al_normalised_hsic():
+    """Issue 14.14: objective='nhsic' is tr(R_Z R_Y), R = K (K + eps m I)^-1 (centred K);
+    centred kernel alignment keeps its own name, 'cka'; gamma defaults to 20."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(BATCH, 5))
+    xin = rng.normal(size=(BATCH, 6))
+    y = rng.integers(0, C, BATCH)
+    labels = np.eye(C)[y] - 1.0 / C
+    kz, kx, ky = _np_cos(z), _np_cos(xin), _np_cos(labels)
+    for eps in (1e-5, 1e-2):
+        got = float(A.hsic.nhsic(tf.constant(kz), tf.constant(ky), eps))
+        np.testing.assert_allclose(got, _np_nhsic(kz, ky, eps), rtol=1e-6)
+    trainer = A.build("hsic", DenseNet.keras(), objective="nhsic")
+    assert trainer.hparams["gamma"] == 20.0
+    loss = float(trainer.local_loss(tf.constant(z), tf.constant(ky), tf.constant(kx)))
+    np.testing.assert_allclose(loss, _np_nhsic(kz, kx, 1e-5) - 20.0 * _np_nhsic(kz, ky, 1e-5), rtol=1e-5)
+    cka = A.build("hsic", DenseNet.keras(), objective="cka", gamma=2.0)
+    want = (_np_hsic(kz, kx) / np.sqrt(_np_hsic(kz, kz) * _np_hsic(kx, kx))
+            - 2.0 * _np_hsic(kz, ky) / np.sqrt(_np_hsic(kz, kz) * _np_hsic(ky, ky)))
+    np.testing.assert_allclose(float(cka.local_loss(tf.constant(z), tf.constant(ky), tf.constant(kx))), want, rtol=1e-5)
+    x, yy = _data(DenseNet, 13)
+    trainer.compile(tf.keras.optimizers.legacy.SGD(0.1), run_eagerly=True)
+    assert np.isfinite(trainer.fit(x, yy, batch_size=BATCH, epochs=1, verbose=0).history["loss"]).all()

@@ -167,15 +167,24 @@ class Algorithm(tf.keras.Model):
     def _num_replicas() -> int:
         return tf.distribute.get_strategy().num_replicas_in_sync
 
-    def _output_loss(self, y, logits, sample_weight):
-        """The compiled loss on the logits (updates the ``loss`` metric)."""
-        return self.compiled_loss(y, logits, sample_weight)
+    def _output_loss(self, y, logits, sample_weight, regularization_losses=None):
+        """The compiled loss on the logits plus ``regularization_losses`` (summed and scaled
+        for `tf.distribute` by Keras, as in ``Model.compute_loss``; updates the ``loss``
+        metric)."""
+        return self.compiled_loss(y, logits, sample_weight, regularization_losses=regularization_losses or None)
 
-    def _output_gradient(self, y, logits, sample_weight):
+    def _regularization(self, losses) -> tf.Tensor | None:
+        """Sum of layer losses (regularizers), scaled per replica like Keras's compiled loss."""
+        losses = [tf.cast(l, tf.float32) for l in losses]
+        if not losses:
+            return None
+        return tf.add_n(losses) / float(self._num_replicas())
+
+    def _output_gradient(self, y, logits, sample_weight, regularization_losses=None):
         """Loss and \\(\\partial L / \\partial z\\) (\\(= e / B_{global}\\) for mean cross-entropy)."""
         with tf.GradientTape() as tape:
             tape.watch(logits)
-            loss = self._output_loss(y, logits, sample_weight)
+            loss = self._output_loss(y, logits, sample_weight, regularization_losses)
         return loss, tf.stop_gradient(tape.gradient(loss, logits))
 
     def _global_batch(self, logits) -> tf.Tensor:
@@ -206,7 +215,9 @@ class Algorithm(tf.keras.Model):
             )
         return mode
 
-    def _train_segments(self, inputs, segment_loss, segments=None, initial=None, labels=None, sample_weight=None):
+    def _train_segments(
+        self, inputs, segment_loss, segments=None, initial=None, labels=None, sample_weight=None, training=True
+    ):
         """Train segment by segment: one tape per segment, ``segment_loss(segment, env)``.
 
         The output segment, when among ``segments``, trains on the compiled loss of the logits
@@ -214,6 +225,10 @@ class Algorithm(tf.keras.Model):
         optional list of ``(gradient, variable)`` computed before the segments (SigpropTL's
         output layer), applied first. Returns the environment of computed tensors
         (``env[graph.output_key]`` holds the logits when the output segment ran).
+
+        Every segment's loss includes its layers' own losses (weight regularizers), and only
+        the variables trainable when the step is traced are updated (the tf-keras
+        ``train_step`` / ``compute_loss`` contract).
         """
         graph = self.graph
         segments = graph.segments if segments is None else segments
@@ -252,16 +267,20 @@ class Algorithm(tf.keras.Model):
             done = commit(initial)
             barrier = sequence(done if not xla else [g for g, _ in initial])
         for segment in segments:
+            variables = segment.variables  # read at trace time: frozen layers stay frozen
             with tf.GradientTape() as tape:
-                graph.run_ops(segment.ops, env, True, barrier)
+                graph.run_ops(segment.ops, env, training, barrier)
                 if segment.is_output:
-                    loss = self._output_loss(labels, env[graph.output_key], sample_weight)
+                    loss = self._output_loss(labels, env[graph.output_key], sample_weight, segment.losses)
                 else:
                     loss = segment_loss(segment, env)
-            if loss is None or not segment.variables:
+                    reg = self._regularization(segment.losses)
+                    if reg is not None:
+                        loss = reg if loss is None else loss + reg
+            if loss is None or not variables:
                 continue
-            grads = tape.gradient(loss, segment.variables)
-            grads_and_vars = [(g, v) for g, v in zip(grads, segment.variables) if g is not None]
+            grads = tape.gradient(loss, variables)
+            grads_and_vars = [(g, v) for g, v in zip(grads, variables) if g is not None]
             if grads_and_vars:
                 done = commit(grads_and_vars)
                 barrier = sequence(done if not xla else [g for g, _ in grads_and_vars])

@@ -53,10 +53,11 @@ class DFA(Algorithm):
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             env, logits = self.graph.run(x, training=True)
-            loss, grad_z = self._output_gradient(y, logits, sample_weight)
+            # the model's regularization losses are part of the loss, as in Keras's train_step
+            loss, grad_z = self._output_gradient(y, logits, sample_weight, self.model.losses)
             total = loss
             for tap, feedback in zip(self.graph.taps, self.feedback):
                 signal = tap_signal(tf.matmul(grad_z, feedback), tap)
-                total += tf.reduce_sum(tf.stop_gradient(signal) * tap.view(env[tap.key]))
+                total += tf.reduce_sum(tf.stop_gradient(signal) * tap.view(env[tap.key], training=True))
         self._apply(zip(tape.gradient(total, variables), variables))
         return logits

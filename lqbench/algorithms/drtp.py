@@ -13,9 +13,20 @@ estimator carries the signal to \\(h_k\\)), \\(d_k\\) the channel dimension (bro
 positions). As in the authors' code the signal is not divided by the batch size (summed over
 samples). The output layer trains on the true loss of its stopped input.
 
-Options (Frenkel's original formulation): ``target="onehot"`` (raw one-hot), and
-``feedback="position"`` with ``init="kaiming_uniform"``: one feedback column per tap element,
-\\(B_k \sim \mathcal U(\pm\sqrt{6 / C})^{C \times \prod \text{shape}_k}\\).
+Options: ``target="onehot"`` (raw one-hot, Frenkel's original formulation);
+``feedback="position"``: one feedback column per tap element (\\(n_k = \prod \text{shape}_k\\)
+instead of \\(n_k = d_k\\)); ``init`` of \\(B_k \in \mathbb R^{C \times n_k}\\), with the fan-in
+\\(n_k\\) of the tap as in the authors' ``DRTPFast._init_mat`` (torch's ``fan_in`` of the matrix,
+``nonlinearity="linear"``): ``"normal"`` \\(\mathcal N(0, 1)\\) (their default),
+``"kaiming_uniform"`` \\(\mathcal U(\pm\sqrt{3 / n_k})\\), ``"kaiming_normal"``
+\\(\mathcal N(0, 1/n_k)\\), and ``"frenkel_uniform"`` \\(\mathcal U(\pm\sqrt{6 / n_k})\\)
+(Frenkel et al.'s He-uniform bound; issue 14 item 11 quotes it, the authors' code that
+produced paper 000's numbers uses torch's \\(\sqrt{3 / n_k}\\), which ``kaiming_uniform`` follows).
+Earlier lqbench versions used \\(\sqrt{6 / C}\\) (the class count): no longer available.
+
+MLP-Mixer token mixing: the token-mixing layers read a (hidden, tokens) transposed tensor; as
+in the authors' code the feedback is built over the hidden axis and broadcast over tokens
+(`Tap.channels`).
 
 Difference from the authors' code: they only detach residual-block inputs, which leaves the last
 weight layer of every residual block without any signal; lqbench injects \\(t B_k\\) at
@@ -44,7 +55,8 @@ class DRTP(Algorithm):
     # Hyperparameters
         target: ``"centred"`` (default, \\(\\operatorname{onehot}(y) - 1/C\\)) or ``"onehot"``.
         feedback: ``"channel"`` (default, \\(C \\times d_k\\), broadcast) or ``"position"``.
-        init: ``"normal"`` (default, \\(\\mathcal N(0, 1)\\)) or ``"kaiming_uniform"``.
+        init: ``"normal"`` (default, \\(\\mathcal N(0, 1)\\)), ``"kaiming_uniform"``,
+            ``"kaiming_normal"`` or ``"frenkel_uniform"`` (see above).
         update: ``"auto"``, ``"segment"`` or ``"step"`` (see `Algorithm`).
     """
 
@@ -53,7 +65,7 @@ class DRTP(Algorithm):
     choices = {
         "target": ("centred", "onehot"),
         "feedback": ("channel", "position"),
-        "init": ("normal", "kaiming_uniform"),
+        "init": ("normal", "kaiming_uniform", "kaiming_normal", "frenkel_uniform"),
         "update": UPDATE_MODES,
     }
     supports_xla = True
@@ -65,10 +77,16 @@ class DRTP(Algorithm):
         self.feedback = []
         for tap in self.graph.taps:
             shape = (self.num_classes, tap.channels if hp["feedback"] == "channel" else tap.size)
+            fan_in = shape[1]  # torch's fan_in of a (C, n_k) matrix: n_k, the tap's size
             if hp["init"] == "normal":
                 value = self._rng.standard_normal(shape)
-            else:
-                bound = np.sqrt(6.0 / self.num_classes)
+            elif hp["init"] == "kaiming_uniform":  # torch kaiming_uniform_(fan_in, linear)
+                bound = np.sqrt(3.0 / fan_in)
+                value = self._rng.uniform(-bound, bound, shape)
+            elif hp["init"] == "kaiming_normal":  # torch kaiming_normal_(fan_in, linear)
+                value = self._rng.standard_normal(shape) / np.sqrt(fan_in)
+            else:  # "frenkel_uniform": Frenkel et al.'s He-uniform bound sqrt(6 / n_k)
+                bound = np.sqrt(6.0 / fan_in)
                 value = self._rng.uniform(-bound, bound, shape)
             self.feedback.append(self._fixed_matrix(f"drtp_feedback_{tap.index}", value))
         # string keys: a dict of trackables with int keys cannot be checkpointed (BackupAndRestore)
@@ -83,7 +101,7 @@ class DRTP(Algorithm):
         def segment_loss(segment, env):
             tap = segment.tap
             signal = tap_signal(tf.matmul(target, self._feedback_of[str(tap.index)]), tap, per_position)
-            return tf.reduce_sum(tf.stop_gradient(signal) * tap.view(env[tap.key]))
+            return tf.reduce_sum(tf.stop_gradient(signal) * tap.view(env[tap.key], training=True))
 
         env = self._train_segments(x, segment_loss, labels=y, sample_weight=sample_weight)
         return env[self.graph.output_key]

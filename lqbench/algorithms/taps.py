@@ -72,6 +72,16 @@ __all__ = ["Tap", "Segment", "TapGraph", "is_weight_layer", "tap_signal", "GRANU
 
 GRANULARITIES = ("edge", "tensor")
 _KERNEL_ATTRIBUTES = ("kernel", "depthwise_kernel")
+_ACTIVATIONS = (
+    tf.keras.layers.Activation,
+    tf.keras.layers.ReLU,
+    tf.keras.layers.LeakyReLU,
+    tf.keras.layers.PReLU,
+    tf.keras.layers.ELU,
+    tf.keras.layers.ThresholdedReLU,
+    tf.keras.layers.Softmax,
+)
+_RESHAPING = (tf.keras.layers.Reshape, tf.keras.layers.Permute, tf.keras.layers.Flatten)
 
 
 def is_weight_layer(layer: tf.keras.layers.Layer) -> bool:
@@ -123,27 +133,35 @@ class Tap:
     shape: tuple
     quantizer: Any
     name: str
+    axis: int = -1
 
     @property
     def channels(self) -> int:
-        """Feature/channel dimension \\(d_k\\) (last axis, channels-last)."""
-        return int(self.shape[-1])
+        """Feature/channel dimension \\(d_k\\): the last axis (channels-last), or for a token
+        tensor in transposed (hidden, tokens) layout (MLP-Mixer token mixing) the hidden axis,
+        as the authors' code builds its feedback over the hidden axis broadcast over tokens."""
+        return int(self.shape[self.axis])
 
     @property
     def positions(self) -> int:
         """Number of positions the channel dimension is broadcast over (1 for vectors)."""
         n = 1
-        for d in self.shape[:-1]:
+        for d in self.shape:
             n *= int(d)
-        return n
+        return n // self.channels
 
     @property
     def size(self) -> int:
         return self.positions * self.channels
 
-    def view(self, h: tf.Tensor) -> tf.Tensor:
-        """The tap view \\(a_k = q_k(h_k)\\)."""
-        return self.quantizer(h) if self.quantizer is not None else h
+    def view(self, h: tf.Tensor, training=None) -> tf.Tensor:
+        """The tap view \\(a_k = q_k(h_k)\\).
+
+        ``training`` is passed to the quantizer (stochastic estimators such as ``gumbel``
+        sample, and pass their pseudo-gradient, only in training)."""
+        if self.quantizer is None:
+            return h
+        return self.quantizer(h, training=training)
 
 
 @dataclasses.dataclass
@@ -158,11 +176,36 @@ class Segment:
 
     tap: Tap | None
     ops: list[int]
-    variables: list[tf.Variable]
+    layers: list[tf.keras.layers.Layer]
+
+    @property
+    def variables(self) -> list[tf.Variable]:
+        """Trainable variables of the segment's layers, read now (not when the graph was
+        built): a layer frozen later (``layer.trainable = False``, e.g. by a phase callback
+        before ``compile``) is left out at the next trace, as Keras's ``train_step`` does."""
+        return _trainable_variables(self.layers)
+
+    @property
+    def losses(self) -> list[tf.Tensor]:
+        """The segment's layers' own losses (weight regularizers, ``add_loss``), read now."""
+        losses = []
+        for layer in self.layers:
+            losses.extend(layer.losses)
+        return losses
 
     @property
     def is_output(self) -> bool:
         return self.tap is None
+
+
+def _trainable_variables(layers) -> list[tf.Variable]:
+    variables, seen = [], set()
+    for layer in layers:
+        for v in layer.trainable_variables:
+            if id(v) not in seen:
+                seen.add(id(v))
+                variables.append(v)
+    return variables
 
 
 class TapGraph:
@@ -271,6 +314,15 @@ class TapGraph:
             upstream = any(downstream.get(k, False) for k in op.in_keys)
             for key in op.out_keys:
                 downstream[key] = upstream or is_weight_layer(op.layer)
+        # tensors in transposed (hidden, tokens) layout: after an odd number of last-two-axes
+        # Permutes (MLP-Mixer's token mixing)
+        self._transposed: dict[int, bool] = {k: False for k in self.input_keys}
+        for op in self.ops:
+            flag = any(self._transposed.get(k, False) for k in op.in_keys[:1])
+            if isinstance(op.layer, tf.keras.layers.Permute) and tuple(op.layer.dims) == (2, 1):
+                flag = not flag
+            for key in op.out_keys:
+                self._transposed[key] = flag
         self.weight_ops = [op.index for op in self.ops if is_weight_layer(op.layer)]
         self.first_ops = [i for i in self.weight_ops if not any(downstream[k] for k in self.ops[i].in_keys)]
 
@@ -309,7 +361,9 @@ class TapGraph:
         where = self.ops[consumer].layer.name if consumer is not None else (
             self.ops[self.producer[key]].layer.name if key in self.producer else "input"
         )
-        return Tap(index, key, consumer, kind, self._shapes[key], quantizer, f"tap{index}_{where}")
+        shape = self._shapes[key]
+        axis = 0 if len(shape) == 2 and self._transposed.get(key, False) else -1
+        return Tap(index, key, consumer, kind, shape, quantizer, f"tap{index}_{where}", axis)
 
     def _ancestors(self, key: int) -> set[int]:
         """Ops needed to compute ``key`` from inputs, stopping at (other) gated tensors."""
@@ -336,17 +390,67 @@ class TapGraph:
             key = self.output_key if tap is None else tap.key
             ops = sorted(self._ancestors(key) - assigned)
             assigned.update(ops)
-            segments.append(Segment(tap, ops, self._variables_of(ops)))
+            segments.append(Segment(tap, ops, self._layers_of(ops)))
         return segments
 
-    def _variables_of(self, ops: Sequence[int]) -> list[tf.Variable]:
-        variables, seen = [], set()
+    def _layers_of(self, ops: Sequence[int]) -> list[tf.keras.layers.Layer]:
+        layers, seen = [], set()
         for i in ops:
-            for v in self.ops[i].layer.trainable_variables:
-                if id(v) not in seen:
-                    seen.add(id(v))
-                    variables.append(v)
-        return variables
+            layer = self.ops[i].layer
+            if id(layer) not in seen:
+                seen.add(id(layer))
+                layers.append(layer)
+        return layers
+
+    def _variables_of(self, ops: Sequence[int]) -> list[tf.Variable]:
+        return _trainable_variables(self._layers_of(ops))
+
+    # ------------------------------------------------------------------ activation points
+    def activation_point(self, op_index: int) -> tuple[int, Any]:
+        """Where the activation right after weight op ``op_index`` lies: ``(key, quantizer)``.
+
+        Walks from the weight layer's output through the ops that keep the tensor's shape and
+        have one input and one consumer (batch / layer normalisation, dropout, float
+        activations), as the authors' SigpropTL pairs each weight module with the next
+        activation module it calls. It stops after a float activation layer (the activation
+        output, ``quantizer`` ``None``) or before an op that pools, reshapes, adds, branches or
+        weighs; there the activation is the sign the next weight layer applies (the
+        quantizer of the tap the path reaches through pooling / flattening, ``None`` when
+        no single one): conv -> BN -> max-pool -> sign equals conv -> BN -> sign -> max-pool
+        (the authors' order), so the error is taken before the pool.
+        """
+        key = self.ops[op_index].out_keys[0]
+        while key != self.output_key:
+            users = self.consumers.get(key, [])
+            if len(users) != 1:
+                break
+            op = self.ops[users[0]]
+            if (
+                is_weight_layer(op.layer)
+                or len(set(op.in_keys)) != 1
+                or len(op.out_keys) != 1
+                or self._shapes[op.out_keys[0]] != self._shapes[key]
+                or isinstance(op.layer, _RESHAPING)
+            ):
+                break
+            key = op.out_keys[0]
+            if isinstance(op.layer, _ACTIVATIONS):
+                return key, None
+        return key, self._downstream_quantizer(key)
+
+    def _downstream_quantizer(self, key: int):
+        taps = {t.key: t for t in self.taps if t.consumer is None}
+        while key not in taps and key != self.output_key:
+            users = self.consumers.get(key, [])
+            if len(users) != 1:
+                return None
+            op = self.ops[users[0]]
+            if is_weight_layer(op.layer):
+                return getattr(op.layer, "input_quantizer", None)
+            if len(set(op.in_keys)) != 1 or len(op.out_keys) != 1:
+                return None
+            key = op.out_keys[0]
+        return taps[key].quantizer if key in taps else None
 
     # ------------------------------------------------------------------ execution
     @property
@@ -377,7 +481,11 @@ class TapGraph:
             flat = [self._read(env, a.key, i, barrier) if isinstance(a, _Ref) else a for a in op.flat_arguments]
             args, kwargs = tf.nest.pack_sequence_as((op.call_args, op.call_kwargs), flat)
             kwargs = dict(kwargs)
-            if op.expects_training and kwargs.get("training") is None:
+            if kwargs.get("training") is None:
+                # also for layers whose ``call`` takes no ``training`` (Larq's Quant* layers):
+                # Keras then uses it as the training mode of the layers called inside, e.g.
+                # the input quantizer, which would otherwise fall back to the global learning
+                # phase (0: the stochastic ``gumbel`` sign would be deterministic, no gradient)
                 kwargs["training"] = training
             outputs = op.layer(*args, **kwargs)
             for key, value in zip(op.out_keys, tf.nest.flatten(outputs)):
@@ -416,5 +524,7 @@ def tap_signal(signal: tf.Tensor, tap: Tap, per_position: bool = False) -> tf.Te
     """
     if per_position:
         return tf.reshape(signal, [-1, *tap.shape])
-    return tf.reshape(signal, [-1] + [1] * (len(tap.shape) - 1) + [tap.channels])
+    shape = [1] * len(tap.shape)
+    shape[tap.axis] = tap.channels
+    return tf.reshape(signal, [-1] + shape)
 
