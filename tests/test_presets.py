@@ -81,3 +81,9 @@ def test_paper001_to_003_settings():
     assert all(not s.binarization.keep_first_last for s in p003)
     vgg = presets.specs("paper003-vgg-small")
     assert {s.binarization.weight_estimator for s in vgg} == {"ede", "tanh", "ste", "gumbel", "cosh2", "approx_sign"}
+
+
+def test_paper000_presets_sign_in_place_of_activations():
+    """Issue 14 item 1: seed 000's code replaces activation functions by sign (replace_activations_to_sign)."""
+    for name in ("paper000-imagenette", "paper000-cifar10", "paper000-indoor67"):
+        assert {s.binarization.inputs for s in presets.specs(name)} == {"activations"}, name

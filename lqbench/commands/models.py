@@ -12,6 +12,9 @@ def register(subparsers) -> None:
     parser.add_argument("--full-precision", action="store_true")
     parser.add_argument("--no-skip", action="store_true", help="build without skip connections")
     parser.add_argument("--model-args", type=json.loads, default={}, metavar="JSON")
+    parser.add_argument("--inputs", choices=("all", "activations"), default="all",
+                        help="binary activations at every weight layer's input (all) or in place of activation "
+                             "functions (activations, paper 000's code); the summary lists the real inputs")
     parser.set_defaults(func=run)
 
 
@@ -23,7 +26,8 @@ def run(args) -> int:
         for name in models.available():
             print(name)
         return 0
-    binarization = lqbench.Binarization.full_precision() if args.full_precision else lqbench.Binarization()
+    binarization = (lqbench.Binarization.full_precision() if args.full_precision
+                    else lqbench.Binarization(inputs=args.inputs))
     model = models.build(args.name, tuple(args.input_shape), args.classes, binarization=binarization,
                          skip_connections=not args.no_skip, **args.model_args)
     models.summary(model)
