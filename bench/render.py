@@ -256,7 +256,7 @@ def render_cifar(results, state) -> list[str]:
         step = (e.get("timings") or {}).get(e.get("mode"), {}).get("seconds_per_step")
         if step and t > data["target_s"]:
             pure = step * 352
-            lines.append(("Why: the train step alone already exceeds the budget. " if pure > data["target_s"] else "Why: ")
+            lines.append(("Why: the train step alone already exceeds the budget: " if pure > data["target_s"] else "Why: ")
                          + f"the train step itself ({e['mode'] == 'on' and 'XLA' or 'graph'} mode, timed by `auto` "
                          f"on a constant batch: {step:.4f} s) makes {pure:.1f} s for 352 steps; the rest of the epoch "
                          f"({t - pure:.1f} s, {100 * (t - pure) / t:.0f} %) is the input pipeline (shuffling and "
