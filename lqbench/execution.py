@@ -70,6 +70,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from lqbench import distribute, optimizers, storage
+
 __all__ = ["MODES", "ExecutionDecision", "parse_mode", "decide", "measure", "configuration_key", "spec_configuration",
            "configure_threads", "thread_settings", "CACHE_FILE"]
 
@@ -315,8 +317,6 @@ def _read_cache(folder) -> dict[str, Any]:
 def _write_cache(folder, key: str, timings) -> None:
     if folder is None:
         return
-    from lqbench import storage
-
     try:
         cache = _read_cache(folder)
         cache[key] = timings
@@ -363,8 +363,6 @@ def decide(
 
 def _decide(requested, trainer, element_spec, batch_shape, num_classes, total_steps, optimizer, strategy,
             configuration, cache_dir, measure_kwargs) -> ExecutionDecision:
-    from lqbench import distribute, optimizers
-
     requested = parse_mode(requested)
     strategy = strategy or tf.distribute.get_strategy()
     base = dict(requested=requested, total_steps=total_steps, device=_device(), threads=thread_settings())
