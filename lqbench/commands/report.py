@@ -22,4 +22,8 @@ def run(args) -> int:
     written = report.write_report(args.results_dir, args.output, figures=args.figures, hparams=args.hparams)
     print(written.markdown)
     print("written: " + ", ".join(str(p) for p in written.files))
+    if written.skipped:
+        print(f"skipped {len(written.skipped)} (listed under 'Skipped' in report.md): "
+              + "; ".join(f"{path}: {reason}" for path, reason in written.skipped[:3])
+              + (" ..." if len(written.skipped) > 3 else ""))
     return 0

@@ -5,6 +5,8 @@ import pathlib
 import tomllib
 from typing import Any
 
+from lqbench.commands._types import non_negative_int, positive_int
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -17,8 +19,9 @@ def register(subparsers) -> None:
     parser.add_argument("--axis", action="append", default=[], metavar="KEY=V1,V2",
                         help="add a product axis (repeatable), e.g. algorithm=bp,dfa or binarization=W1A1,W32A32")
     parser.add_argument("--output", default="lqbench-results/sweep", help="results folder")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override every spec's seeds")
-    parser.add_argument("--epochs", type=int, default=None, help="override every spec's epochs")
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=None, metavar="SEED",
+                        help="override every spec's seeds")
+    parser.add_argument("--epochs", type=positive_int, default=None, help="override every spec's epochs")
     parser.add_argument("--retry-failed", action="store_true", help="redo runs recorded as failed")
     parser.add_argument("--resume-partial", action="store_true",
                         help="continue half-written runs from their Keras backup instead of redoing them")
@@ -80,8 +83,10 @@ def run(args) -> int:
         for spec in specs:
             for seed in spec.seeds:
                 folder = experiment.run_dir(spec, seed, output)
-                done = sweep.finished_result(folder)
-                state = "not started" if not folder.exists() else "partial" if done is None else f"done ({done.status})"
+                done, problem = sweep.read_result(folder / sweep.RESULT)
+                state = ("not started" if not folder.exists() else f"done ({done.status})" if done is not None
+                         else "partial (will be redone)" if problem == "missing"
+                         else f"unusable result.json, will be redone: {problem}")
                 print(f"  {folder.relative_to(output)}: {state}")
         return 0
     output.mkdir(parents=True, exist_ok=True)
