@@ -4,6 +4,12 @@ Each module ``lqbench/commands/<name>.py`` exposes ``register(subparsers)``, whi
 parser and sets ``func`` to the function that runs it. Errors that users can fix (bad names,
 missing files, impossible values) are printed as one line and exit with status 2
 (set ``LQBENCH_DEBUG=1`` for the traceback).
+
+Quiet by default: TensorFlow's C++ and Python logs, XLA's info lines and third-party warnings
+are hidden (`lqbench._keras_env`); ``--verbose`` on any command shows them. Training shows a
+Keras progress bar per batch when stdout is a terminal, one line per epoch otherwise
+(`progress_verbosity`). ``--download`` lets tensorflow-datasets download a dataset that is
+neither in ``--data-dir`` nor prepared locally (never by default).
 """
 from __future__ import annotations
 
@@ -15,6 +21,29 @@ import sys
 import lqbench
 
 COMMANDS = ("run", "train", "tune", "sweep", "report", "convert", "bench", "models", "datasets")
+#: Commands that load datasets (they take ``--download``).
+DATA_COMMANDS = ("run", "train", "tune", "sweep", "datasets")
+
+
+def progress_verbosity(quiet: bool = False) -> int:
+    """Keras ``verbose`` for training: 0 when quiet, a progress bar per batch (1) when stdout is
+    a terminal, one line per epoch (2) when it is a file or a pipe."""
+    if quiet:
+        return 0
+    try:
+        return 1 if sys.stdout.isatty() else 2
+    except (AttributeError, ValueError):
+        return 2
+
+
+def _add_common_flags(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="show TensorFlow's own logs and warnings (hidden by default)")
+    if name in DATA_COMMANDS:
+        parser.add_argument("--download", action="store_true",
+                            help="let tensorflow-datasets download a dataset that is neither in --data-dir nor "
+                                 "prepared locally (default: fail at once with where to get it; never with "
+                                 "LQBENCH_OFFLINE=1)")
 
 
 class UsageError(Exception):
@@ -36,12 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(subparsers)
+    for name, subparser in subparsers.choices.items():
+        _add_common_flags(subparser, name)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; ``argv=None`` (the ``lqbench`` program) also filters native logs."""
+    from lqbench._keras_env import NativeStderrFilter, quiet_python_logs, verbose_requested
+
+    if argv is None and not verbose_requested():
+        NativeStderrFilter().start()  # C++ log lines no TF_CPP_MIN_LOG_LEVEL reaches (XLA's)
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_python_logs(verbose=bool(getattr(args, "verbose", False)))
+    if getattr(args, "download", False):
+        os.environ["LQBENCH_DOWNLOAD"] = "1"  # read by lqbench.data, here and in run processes
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -418,7 +418,8 @@ def _run_guarded(spec, seed, results_dir, directory: pathlib.Path, runner: Runne
         message = " ".join(f"{type(error).__name__}: {error}".split())
         if len(message) > 240:
             message = message[:240] + f"... (full traceback in {ERROR_LOG})"
-        storage.write_atomic(directory / ERROR_LOG, traceback.format_exc())
+        if not (directory / ERROR_LOG).is_file():  # a run in its own process wrote its own traceback
+            storage.write_atomic(directory / ERROR_LOG, traceback.format_exc())
         result = RunResult(name=spec.name, spec_key=spec.key(), seed=seed, status="failed",
                            error=message, spec=spec.to_dict())
         result.save(directory / RESULT)
@@ -481,6 +482,7 @@ def sweep(
     resume_partial: bool = False,
     log: Callable[[str], None] | None = print,
     wait_busy: bool = True,
+    isolate: bool = False,
     **run_kwargs,
 ) -> SweepResult:
     """Run every spec for every one of its seeds into ``results_dir``; resumable (module doc).
@@ -494,11 +496,19 @@ def sweep(
         resume_partial: continue half-written runs from their Keras backup instead of
             redoing them from scratch.
         log: called with one line per run (None: quiet).
+        isolate: train each run in a fresh process of its own (`lqbench.experiment.run_isolated`):
+            its peak memory is then the run's alone. Only with the default runner, without
+            ``extra_callbacks`` or a ``strategy`` (those stay in this process).
         wait_busy: after the other runs, wait for the runs another process is training (and
             train them if that process dies) instead of leaving them out as ``busy``.
         **run_kwargs: passed to the runner (e.g. ``verbose=2``).
     """
     results_dir = pathlib.Path(results_dir)
+    if isolate and runner is None and not run_kwargs.get("extra_callbacks") and run_kwargs.get("strategy") is None:
+        from lqbench.experiment import run_isolated
+
+        runner = run_isolated
+        run_kwargs = {k: v for k, v in run_kwargs.items() if k not in ("extra_callbacks", "strategy")}
     results_dir.mkdir(parents=True, exist_ok=True)
     pairs, seen = [], set()
     for spec in specs:

@@ -120,9 +120,10 @@ def test_offline_tfds_fails_fast_without_network_and_never_substitutes(tmp_path)
 
 
 def test_info_never_downloads_and_reports_published_metadata(monkeypatch):
-    monkeypatch.setenv("LQBENCH_OFFLINE", "0")  # downloads allowed, but info() must not start one
+    monkeypatch.setenv("LQBENCH_OFFLINE", "0")
+    monkeypatch.setenv("LQBENCH_DOWNLOAD", "1")  # downloads asked for, but info() must not start one
     meta = data.info("cifar100")
-    assert meta.source == "tfds" and meta.sizes == {"train": 45000, "val": 5000, "test": 10000}
+    assert meta.source == "tfds-download" and "not downloaded yet" in meta.location and meta.sizes == {"train": 45000, "val": 5000, "test": 10000}
     assert meta.input_shape == (32, 32, 3) and meta.num_classes == 100
     assert data.info("svhn_cropped").sizes == {"train": 65931, "val": 7326, "test": 26032}
 
@@ -133,6 +134,7 @@ def test_tfds_source_through_mocked_builder(monkeypatch):
     # mock_data replaces download_and_prepare and as_dataset with local fakes (the socket
     # guard above would fail the test on any network access), so "download" may be on
     monkeypatch.setenv("LQBENCH_OFFLINE", "0")
+    monkeypatch.setenv("LQBENCH_DOWNLOAD", "1")
     with tfds.testing.mock_data(num_examples=40):
         x, y = data.load_arrays("cifar10", "train")
         meta = data.info("cifar10")

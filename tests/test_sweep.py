@@ -188,7 +188,7 @@ def test_run_held_by_another_process_is_skipped(tmp_path):
     with sweep.claim(folder) as mine:
         assert mine
         # flock locks belong to the open file, so a second open in this process conflicts like another process
-        result = sweep.sweep([spec], tmp_path, runner=CountingRunner(), log=None)
+        result = sweep.sweep([spec], tmp_path, runner=CountingRunner(), log=None, wait_busy=False)
     assert result.busy == [str(folder.relative_to(tmp_path))] and not result.results
     assert sweep.sweep([spec], tmp_path, runner=CountingRunner(), log=None).trained
 

@@ -81,9 +81,12 @@ def run(args: argparse.Namespace) -> int:
     total = sum(len(s.seeds) for s in specs)
     print(f"lqbench run: {len(specs)} configurations x {len(base.seeds)} seeds = {total} runs of "
           f"{base.model} on {base.dataset}, {base.epochs} epochs each -> {output}", flush=True)
-    extra = {"strategy": strategy} if strategy is not None else {}
-    outcome = sweep.sweep(specs, output / "runs", log=lambda line: print(line, flush=True),
-                          extra_callbacks=(_epoch_progress(),), **extra)
+    from lqbench.cli import progress_verbosity
+
+    # one fresh process per run (its peak memory is its own); a distributed strategy stays in this one
+    extra = ({"strategy": strategy, "extra_callbacks": (_epoch_progress(),)} if strategy is not None
+             else {"isolate": True, "verbose": progress_verbosity(False)})
+    outcome = sweep.sweep(specs, output / "runs", log=lambda line: print(line, flush=True), **extra)
     import tensorflow as tf
 
     from lqbench.distribute import is_chief

@@ -28,7 +28,12 @@ def register(subparsers) -> None:
     parser.add_argument("--tune", action="store_true",
                         help="grid-search every configuration first (paper 000's protocol; also `tune = true`)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their state, train nothing")
-    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no training progress (default: a progress bar per batch on a terminal, one line "
+                             "per epoch otherwise)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="train every run in this process instead of one fresh process per run (saves the "
+                             "~5 s start of each; peak memory then depends on the runs before)")
     from lqbench.distribute import add_strategy_argument
 
     add_strategy_argument(parser)
@@ -76,6 +81,8 @@ def run(args) -> int:
     overrides = {k: v for k, v in (("seeds", args.seeds), ("epochs", args.epochs)) if v is not None}
     sweep_spec = load(args.sweep_file, args.axis, overrides)
     specs = sweep_spec.specs()
+    for spec in specs:  # before anything is written: run folders must stay inside --output
+        experiment.check_name(spec.name)
     output = pathlib.Path(args.output)
     runs = sum(len(s.seeds) for s in specs)
     print(f"sweep {sweep_spec.name}: {len(specs)} configuration(s), {runs} run(s) -> {output}")
@@ -95,7 +102,9 @@ def run(args) -> int:
     storage.write_atomic(output / "sweep.toml", sweep_spec.to_toml())
     from lqbench.distribute import strategy_from_arguments
 
-    kwargs = dict(verbose=0 if args.quiet else 2)
+    from lqbench.cli import progress_verbosity
+
+    kwargs = dict(verbose=progress_verbosity(args.quiet))
     strategy = strategy_from_arguments(args)
     if strategy is not None:
         kwargs["strategy"] = strategy
@@ -103,7 +112,7 @@ def run(args) -> int:
         outcome = sweep.tune_each(specs, output, tuner=sweep_spec.tuner, max_trials=sweep_spec.max_trials, **kwargs)
     else:
         outcome = sweep.sweep(specs, output, retry_failed=args.retry_failed, resume_partial=args.resume_partial,
-                              **kwargs)
+                              isolate=not args.in_process, **kwargs)
     print(f"finished: {len(outcome.results)} run(s) ({len(outcome.trained)} trained now, {len(outcome.reused)} done "
           f"before, {len(outcome.failed)} failed, {len(outcome.busy)} running elsewhere); "
           f"`lqbench report {output}` for the tables")
