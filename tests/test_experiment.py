@@ -139,15 +139,15 @@ def test_resumed_run_restores_best_weights_of_the_first_segment(tmp_path):
 
 
 def test_peak_memory_is_a_property_of_the_run_not_of_the_process(tmp_path):
-    """Issue #16 row 10: the same run first, after a bigger one, and again: the same peak."""
+    """Issue #16 row 10: the same configuration before and after a bigger one in one sweep: the same peak."""
+    from lqbench import sweep
+
     small = ExperimentSpec(name="small", **{**TINY, "epochs": 1})
-    big = ExperimentSpec(name="big", **{**TINY, "epochs": 1, "model_args": {"hidden_units": [1024, 1024]}})
-    peaks = []
-    for spec, folder in ((small, "a"), (big, "b"), (small, "c")):
-        result = experiment.run(spec, output_dir=tmp_path / folder, save_model=False)
-        assert result.status == "ok"
-        peaks.append(result.peak_memory_bytes)
-        tf.keras.backend.clear_session()
-    assert "allocator" in result.memory_method and "reset per run" in result.memory_method
-    assert peaks[1] > 2 * peaks[0] > 0  # it measures the run: a bigger network needs more
-    assert peaks[2] == pytest.approx(peaks[0], rel=0.05)  # and not the process's history
+    big = ExperimentSpec(name="big", **{**TINY, "epochs": 1, "model_args": {"hidden_units": [2048, 2048]}})
+    again = small.with_values({"name": "small-again"})
+    outcome = sweep.sweep([small, big, again], tmp_path, log=None, isolate=True, save_model=False)
+    assert [r.status for r in outcome.results] == ["ok"] * 3, [r.error for r in outcome.results]
+    first, bigger, last = (r.peak_memory_bytes for r in outcome.results)
+    assert all("own process" in r.memory_method for r in outcome.results), outcome.results[0].memory_method
+    assert bigger > first + 40 * 2**20  # it measures the run: 8.5 M more parameters (x3 with Adam) need more
+    assert last == pytest.approx(first, rel=0.1)  # and not what ran before it
