@@ -17,7 +17,15 @@
     ```
 """
 from lqbench.tflite.analysis import LayerFinding, PoolFinding, analyze, op_counts
-from lqbench.tflite.benchmark import KERNEL_CHOICES, BenchResult, Comparison, benchmark, compare, host_label
+from lqbench.tflite.benchmark import (
+    KERNEL_CHOICES,
+    BenchResult,
+    Comparison,
+    benchmark,
+    check_flatbuffer,
+    compare,
+    host_label,
+)
 from lqbench.tflite.convert import (
     ConversionError,
     ConversionReport,
@@ -53,6 +61,7 @@ __all__ = [
     "analyze",
     "benchmark",
     "benchmark_flags",
+    "check_flatbuffer",
     "compare",
     "convert",
     "float_twin",
