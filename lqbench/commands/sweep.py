@@ -5,6 +5,7 @@ import pathlib
 from typing import Any
 
 from lqbench._compat import tomllib
+from lqbench.commands._types import non_negative_int, positive_int
 
 
 def register(subparsers) -> None:
@@ -18,8 +19,9 @@ def register(subparsers) -> None:
     parser.add_argument("--axis", action="append", default=[], metavar="KEY=V1,V2",
                         help="add a product axis (repeatable), e.g. algorithm=bp,dfa or binarization=W1A1,W32A32")
     parser.add_argument("--output", default="lqbench-results/sweep", help="results folder")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override every spec's seeds")
-    parser.add_argument("--epochs", type=int, default=None, help="override every spec's epochs")
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=None, metavar="SEED",
+                        help="override every spec's seeds")
+    parser.add_argument("--epochs", type=positive_int, default=None, help="override every spec's epochs")
     from lqbench.commands._spec_args import add_execution_arguments
 
     add_execution_arguments(parser)
@@ -29,7 +31,12 @@ def register(subparsers) -> None:
     parser.add_argument("--tune", action="store_true",
                         help="grid-search every configuration first (paper 000's protocol; also `tune = true`)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their state, train nothing")
-    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no training progress (default: a progress bar per batch on a terminal, one line "
+                             "per epoch otherwise)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="train every run in this process instead of one fresh process per run (saves the "
+                             "~5 s start of each; peak memory then depends on the runs before)")
     from lqbench.distribute import add_strategy_argument
 
     add_strategy_argument(parser)
@@ -81,6 +88,8 @@ def run(args) -> int:
                                                      ("xla", getattr(args, "xla", None))) if v is not None}
     sweep_spec = load(args.sweep_file, args.axis, overrides)
     specs = sweep_spec.specs()
+    for spec in specs:  # before anything is written: run folders must stay inside --output
+        experiment.check_name(spec.name)
     output = pathlib.Path(args.output)
     runs = sum(len(s.seeds) for s in specs)
     print(f"sweep {sweep_spec.name}: {len(specs)} configuration(s), {runs} run(s) -> {output}")
@@ -88,8 +97,10 @@ def run(args) -> int:
         for spec in specs:
             for seed in spec.seeds:
                 folder = experiment.run_dir(spec, seed, output)
-                done = sweep.finished_result(folder)
-                state = "not started" if not folder.exists() else "partial" if done is None else f"done ({done.status})"
+                done, problem = sweep.read_result(folder / sweep.RESULT)
+                state = ("not started" if not folder.exists() else f"done ({done.status})" if done is not None
+                         else "partial (will be redone)" if problem == "missing"
+                         else f"unusable result.json, will be redone: {problem}")
                 print(f"  {folder.relative_to(output)}: {state}")
         return 0
     output.mkdir(parents=True, exist_ok=True)
@@ -98,7 +109,9 @@ def run(args) -> int:
     storage.write_atomic(output / "sweep.toml", sweep_spec.to_toml())
     from lqbench.distribute import strategy_from_arguments
 
-    kwargs = dict(verbose=0 if args.quiet else 2)
+    from lqbench.cli import progress_verbosity
+
+    kwargs = dict(verbose=progress_verbosity(args.quiet))
     strategy = strategy_from_arguments(args)
     if strategy is not None:
         kwargs["strategy"] = strategy
@@ -106,7 +119,7 @@ def run(args) -> int:
         outcome = sweep.tune_each(specs, output, tuner=sweep_spec.tuner, max_trials=sweep_spec.max_trials, **kwargs)
     else:
         outcome = sweep.sweep(specs, output, retry_failed=args.retry_failed, resume_partial=args.resume_partial,
-                              **kwargs)
+                              isolate=not args.in_process, **kwargs)
     print(f"finished: {len(outcome.results)} run(s) ({len(outcome.trained)} trained now, {len(outcome.reused)} done "
           f"before, {len(outcome.failed)} failed, {len(outcome.busy)} running elsewhere); "
           f"`lqbench report {output}` for the tables")

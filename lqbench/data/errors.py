@@ -1,8 +1,11 @@
 """The one exception of `lqbench.data`."""
 
 
-class DataError(Exception):
+class DataError(ValueError):
     """A dataset is missing or corrupt.
+
+    A `ValueError` (bad input the user can fix), so the command line prints its one line
+    without a traceback.
 
     The message is one line: the file (or folder), what is wrong with it, and how to obtain
     the data. lqbench never falls back silently to another source or another dataset when
