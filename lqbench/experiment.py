@@ -233,6 +233,9 @@ def _run(spec, seed, output_dir, verbose, extra_callbacks, save_model, strategy)
                                 total_steps=spec.epochs * steps_per_epoch, optimizer=spec.optimizer,
                                 strategy=strategy, configuration=execution.spec_configuration(spec.to_dict()),
                                 cache_dir=output_dir)
+    if not decision.reason.startswith("measured") and strategy.num_replicas_in_sync == 1:
+        # enter the memory window as a measured run does
+        execution.warm_up(trainer, train_data.element_spec, spec.batch_size, info.num_classes, decision.jit_compile)
     tf.keras.utils.set_random_seed(seed)  # the same random streams whether or not the modes were timed
     jit = decision.jit_compile
     result.jit_compile, result.execution = jit, decision.to_dict()

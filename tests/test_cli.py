@@ -49,7 +49,7 @@ def test_quiet_by_default_and_verbose_on_request(tmp_path):
     assert quiet.stderr == "", quiet.stderr[-2000:]
     assert "seed 0: test accuracy" in quiet.stdout
     assert " - val_accuracy: " in quiet.stdout and "\r" not in quiet.stdout and "\b" not in quiet.stdout  # a pipe: no bar
-    loud = _lqbench(*args, "--verbose")
+    loud = _lqbench(*args, "--verbose", "--xla", "on")  # XLA on: its info lines are certain to be logged
     assert loud.returncode == 0
     assert "XLA" in loud.stderr or "cuFFT" in loud.stderr or "I0000" in loud.stderr, loud.stderr[-2000:]
 
