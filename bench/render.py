@@ -55,8 +55,9 @@ def _header(part: str, state: dict, data: dict | None = None) -> list[str]:
     runs = (data or {}).get("invocations") or []
     if runs and (not info or info.get("started", "") < runs[0]["started"]):
         # measured by running the part's script in pieces (each under the CPU lock), not by run_all
-        lines += ["Measured in pieces: " + "; ".join(f"`{r['command']}` ({r['seconds'] / 60:.1f} min, {r['started']})"
-                                                    for r in runs) + ".", ""]
+        lines += ["Measured in pieces, each alone under the machine's CPU lock: " + "; ".join(
+            f"`{r['command']}` (" + (f"{r['seconds'] / 60:.1f} min, " if r.get("seconds") else "") + f"{r['started']})"
+            for r in runs) + ".", ""]
         return lines
     if info:
         lines.append(f"`{info['command']}` — {info['seconds'] / 60:.1f} min, started {info['started']}"
@@ -156,7 +157,7 @@ def render_peer(results, state) -> list[str]:
               "| net | method | lqbench s/step (mode) | authors s/step | time ratio | lqbench test acc. "
               "| authors test acc. | lqbench MiB | authors MiB | memory ratio |",
               "|---|---|---|---|---|---|---|---|---|---|"]
-    misses, drtp_rows = [], []
+    misses, lenient = [], []
     for r in data["rows"]:
         a, b = r.get("authors", {}), r.get("lqbench", {})
         if "seconds_per_step" not in a or "seconds_per_step" not in b:
@@ -171,10 +172,15 @@ def render_peer(results, state) -> list[str]:
                      f"| {_f(r.get('memory_ratio'))} |")
         if r["time_ratio"] > target:
             misses.append(f"{r['model']} {METHOD_NAMES[r['method']]} {r['time_ratio']:.2f}")
-    lines += ["", f"Target (issue #13): lqbench's time per step at most {target}x the authors' (read as "
-              f"t_lqbench <= {target} t_authors, i.e. at least 1/{target} = {1 / target:.2f}x their speed) on both "
-              f"networks for every method: {_status(not misses)}" + (f" (missed: {', '.join(misses)})" if misses else "")
-              + "."]
+        if r["time_ratio"] > 1 / target:
+            lenient.append(f"{r['model']} {METHOD_NAMES[r['method']]} {r['time_ratio']:.2f}")
+    lines += ["", f"Targets on both networks for every method. Issue #13 asks for lqbench's time per step \"at most "
+              f"{target}x the authors'\": t_lqbench <= {target} t_authors (1/{target} = {1 / target:.2f}x their "
+              f"speed): {_status(not misses)}" + (f" (missed: {', '.join(misses)})" if misses else "") + ". The "
+              f"brief's wording \"no slower than {target}x\" reads as a speed at least {target}x theirs, "
+              f"t_lqbench <= t_authors / {target} = {1 / target:.2f} t_authors: {_status(not lenient)}"
+              + (f" (missed: {', '.join(lenient)})" if lenient else "") + ". Time ratio = lqbench / authors; "
+              "both sides are one process each on a shared machine (a few % of noise)."]
     for model in ("mlp", "cnn"):
         rows = {r["method"]: r["lqbench"] for r in data["rows"] if r["model"] == model}
         if "bp" in rows and "drtp" in rows and "seconds_per_step" in rows["bp"] and "seconds_per_step" in rows["drtp"]:
@@ -213,8 +219,9 @@ def render_modes(results, state) -> list[str]:
                      f"| {c['on']['first_step_s']:.1f} |")
         if not r["within_target"]:
             misses.append(f"{r['model']}/{r['algorithm']} ({r['chosen_over_fastest']:.2f})")
+    tested = ", ".join(dict.fromkeys(r["model"] for r in data["rows"]))
     lines += ["", f"Target (issue #13): the default mode within {100 * (target - 1):.0f} % of the fastest on every "
-              f"model tested: {_status(not misses)}" + (f" (missed: {', '.join(misses)})" if misses else "") + ".",
+              f"model tested ({tested}): {_status(not misses)}" + (f" (missed: {', '.join(misses)})" if misses else "") + ".",
               "How `auto` decides (`lqbench.execution`): it times both modes on the run's own trainer and batch "
               "shape and keeps the one with the smaller estimated training time, first step (tracing, XLA "
               "compilation) + (N - 1) x median step; a run too short for XLA to pay back its compilation even at "
@@ -257,6 +264,16 @@ def render_cifar(results, state) -> list[str]:
         t = default_bp["time_per_epoch_s"]
         lines += ["", f"Target (issue #13): BP epoch with the default command line at most {data['target_s']:.0f} s "
                   f"here: {t:.1f} s — {_status(t <= data['target_s'])}."]
+        e = default_bp.get("execution") or {}
+        step = (e.get("timings") or {}).get(e.get("mode"), {}).get("seconds_per_step")
+        if step and t > data["target_s"]:
+            pure = step * 352
+            lines.append(("Why: the train step alone already exceeds the budget: " if pure > data["target_s"] else "Why: ")
+                         + f"the train step itself ({e['mode'] == 'on' and 'XLA' or 'graph'} mode, timed by `auto` "
+                         f"on a constant batch: {step:.4f} s) makes {pure:.1f} s for 352 steps; the rest of the epoch "
+                         f"({t - pure:.1f} s, {100 * (t - pure) / t:.0f} %) is the input pipeline (shuffling and "
+                         "normalising 45000 images on the same 2 cores), Keras `fit`'s per-batch callbacks and the "
+                         "validation pass. XLA is no way out here (2x slower steps, see the modes section).")
     return lines + [""]
 
 

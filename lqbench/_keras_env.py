@@ -9,9 +9,12 @@ import inspect
 import os
 import pathlib
 import random
+import re
 import sys
+import threading
 
 LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
+VERBOSE_VARIABLE = "LQBENCH_VERBOSE"
 
 
 def uses_tf_keras(tf) -> bool:
@@ -28,7 +31,9 @@ def ensure_legacy_keras() -> None:
     tf_already_imported = "tensorflow" in sys.modules
     if not tf_already_imported:
         os.environ[LEGACY_KERAS_VARIABLE] = "1"
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # quiet by default: level 3 also hides the CUDA plugin "Unable to register" errors every
+        # CPU-only import prints; an exported TF_CPP_MIN_LOG_LEVEL is respected
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose_requested() else "3")
         return
     if os.environ.get(LEGACY_KERAS_VARIABLE, "").lower() in ("1", "true", "yes"):
         return
@@ -88,3 +93,127 @@ def integral_seed_draws() -> None:
 
     _create_seed.__doc__ = create.__doc__
     backend.RandomGenerator._create_seed = _create_seed
+
+
+# ---------------------------------------------------------------------------- quiet by default
+def verbose_requested() -> bool:
+    """Whether TensorFlow's own logs were asked for: ``LQBENCH_VERBOSE=1``, or ``--verbose``
+    (``-v``) on the ``lqbench`` command line (seen here because TensorFlow is imported, and reads
+    its log level, before the command line is parsed)."""
+    if os.environ.get(VERBOSE_VARIABLE, "").lower() in ("1", "true", "yes"):
+        return True
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return program in ("lqbench", "cli.py") and any(a in ("--verbose", "-v") for a in sys.argv[1:])
+
+
+#: Library loggers whose INFO/WARNING lines are hidden unless verbose ("callback is slow",
+#: "compiled metrics have yet to be built", TFDS's and absl's chatter).
+QUIET_LOGGERS = ("tensorflow", "absl", "tensorflow_datasets", "h5py", "matplotlib", "larq")
+QUIET_WARNING_MODULES = r"(tensorflow|tf_keras|keras|larq|larq_compute_engine|tensorflow_datasets|absl|h5py)(\..*)?"
+
+
+def quiet_python_logs(verbose: bool = False) -> None:
+    """Hide the Python-level logs and warnings of TensorFlow, Keras and co. below ERROR
+    (lqbench's own warnings stay); with ``verbose``, show everything and tell child processes."""
+    import logging
+    import warnings
+
+    if verbose:
+        os.environ[VERBOSE_VARIABLE] = "1"
+        return
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if "tensorflow" in sys.modules:
+        sys.modules["tensorflow"].get_logger().setLevel(logging.ERROR)
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:  # pragma: no cover - absl comes with TensorFlow
+        pass
+    warnings.filterwarnings("ignore", module=QUIET_WARNING_MODULES)
+
+
+#: Lines of native (C++) logging that no TF_CPP_MIN_LOG_LEVEL reaches: XLA's absl INFO lines
+#: ("XLA service ... initialized", "Compiled cluster using XLA!"), absl's pre-init notice, and
+#: TensorFlow's own INFO/WARNING lines and CUDA plugin registration errors.
+NATIVE_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\] .*"
+    r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] \S+:\d+\] .*"
+    r"|.*Unable to register (cuFFT|cuDNN|cuBLAS) factory.*"
+    r"|.*TF-TRT Warning: Could not find TensorRT.*)\r?$"
+)
+
+
+class NativeStderrFilter:
+    """Drop `NATIVE_NOISE` lines from everything written to file descriptor 2 (C++ included).
+
+    File descriptor 2 becomes a pipe; a thread copies every other line (and partial lines that
+    end in a carriage return, such as progress bars) to the original stderr. Child processes
+    inherit the filtered descriptor. `stop` (also run at exit) restores the original.
+    Only for a command-line process: it rewires the whole process's stderr.
+    """
+
+    def __init__(self):
+        self._saved = None
+        self._thread = None
+
+    def start(self) -> "NativeStderrFilter":
+        import atexit
+
+        if self._saved is not None:
+            return self
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        self._thread = threading.Thread(target=self._pump, args=(read_end,), name="lqbench-stderr", daemon=True)
+        self._thread.start()
+        atexit.register(self.stop)
+        return self
+
+    def _emit(self, data: bytes) -> None:
+        kept = [line for line in data.split(b"\n") if not NATIVE_NOISE.match(line.decode("utf-8", "replace"))]
+        if kept:
+            try:
+                os.write(self._saved, b"\n".join(kept) + b"\n")
+            except OSError:
+                pass
+
+    def _pump(self, read_end: int) -> None:
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(read_end, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            pending += chunk
+            if b"\n" in pending:
+                complete, pending = pending.rsplit(b"\n", 1)
+                self._emit(complete)
+            if b"\r" in pending:  # a progress bar redrawn in place: show it now
+                shown, pending = pending.rsplit(b"\r", 1)
+                try:
+                    os.write(self._saved, shown + b"\r")
+                except OSError:
+                    pass
+        if pending:
+            self._emit(pending)
+        os.close(read_end)
+
+    def stop(self) -> None:
+        if self._saved is None:
+            return
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(self._saved, 2)  # closes this process's write end of the pipe
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        os.close(self._saved)
+        self._saved = None

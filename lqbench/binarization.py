@@ -9,12 +9,30 @@ layer (methods.md §1):
   weight estimator (identity STE by default), latent weights clipped to [-1, 1] after every
   step (`larq.constraints.WeightClip`). Applied to hidden layers, and to the first and last
   layers only when ``keep_first_last=False``.
-- binary activations: every hidden activation becomes \\(sign\\), realised as the
-  ``input_quantizer`` of the weight layer that consumes it (Larq's recommended form, and the
-  one Larq Compute Engine turns into bit-packed binary convolutions). Applied to the inputs
-  of every weight layer except the first (whose input is the image). Models then apply *no*
-  float activation before a sign: `Binarization.activation` returns the identity.
+- binary activations, two conventions (``inputs``):
+
+  - ``inputs="all"`` (default; Larq's and Larq Compute Engine's convention): the input of
+    every weight layer except the first (whose input is the image) is \\(sign\\)-quantized,
+    realised as the ``input_quantizer`` of the weight layer (the form LCE turns into
+    bit-packed binary convolutions). Models then apply *no* float activation before a sign:
+    `Binarization.activation` returns the identity. Inputs without an activation in the float
+    network are signed too: MobileNetV2's expansion and head convolutions read
+    \\(sign\\)(BN + skip), MLP-Mixer's ``fc1`` read \\(sign\\)(LayerNorm), classifiers read
+    \\(sign\\)(global average pool).
+  - ``inputs="activations"`` (paper 000's code, ``replace_activations_to_sign``): the sign
+    *replaces each activation function* of the float network, at its place, as a layer
+    (`Binarization.activation` returns the quantizer); weight layers get no input
+    quantizer. Inputs that follow no activation stay real (MobileNetV2's expansion and head
+    convolutions, Mixer's ``fc1`` after LayerNorm), a residual stream after a ReLU becomes
+    binary, and a classifier after global pooling reads the mean of signs. Only what follows
+    the sign through value-preserving ops (max-pooling, flattening) is binary at a weight
+    layer's input (`lqbench.models.binary_input_layers`); such convolutions pad with 0, as
+    PyTorch does, and LCE does not turn them into binary convolutions (no input quantizer).
 - biases and batch/layer normalisation are always real-valued.
+
+Binary-input convolutions with ``padding="same"`` pad with ``pad_values`` (default +1, the
+value LCE's binary kernels implement; ``pad_values=0`` zero-pads like the PyTorch reference
+code, for replication runs).
 
 Weights and activations are toggled independently: the four combinations of paper 000
 Tables 4-6 are ``Binarization(weights=w, activations=a)`` for ``w, a`` in {True, False}.
@@ -36,6 +54,7 @@ estimators = lazy_module("lqbench.estimators")
 lq = lazy_module("larq")
 
 ROLES = ("first", "hidden", "last")
+INPUTS = ("all", "activations")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +70,11 @@ class Binarization:
         clip_weights: clip latent binary weights to [-1, 1] after every step.
         weight_estimator_kwargs, activation_estimator_kwargs: extra estimator arguments,
             e.g. ``{"beta": 5.0}``.
+        inputs: where binary activations are: ``"all"`` (every non-first weight layer's input,
+            Larq/LCE) or ``"activations"`` (the sign replaces the float network's activation
+            functions, paper 000's code).
+        pad_values: padding value of binary-input ``"same"`` convolutions: 1.0 (LCE) or 0.0
+            (the PyTorch references).
     """
 
     weights: bool = True
@@ -61,8 +85,15 @@ class Binarization:
     clip_weights: bool = True
     weight_estimator_kwargs: dict = dataclasses.field(default_factory=dict, hash=False)
     activation_estimator_kwargs: dict = dataclasses.field(default_factory=dict, hash=False)
+    inputs: str = "all"
+    pad_values: float = 1.0
 
     def __post_init__(self):
+        if self.inputs not in INPUTS:
+            raise ValueError(f"Binarization.inputs: unknown value {self.inputs!r}; allowed: {', '.join(INPUTS)}")
+        if isinstance(self.pad_values, bool) or self.pad_values not in (0.0, 1.0):
+            raise ValueError(f"Binarization.pad_values: {self.pad_values!r} is not allowed; allowed: 0.0, 1.0")
+        object.__setattr__(self, "pad_values", float(self.pad_values))
         for field in ("weight_estimator", "activation_estimator"):
             name = getattr(self, field)
             if name not in estimators.available():
@@ -110,9 +141,14 @@ class Binarization:
         return self.weights and (role == "hidden" or not self.keep_first_last)
 
     def binary_inputs(self, role: str) -> bool:
-        """Whether the inputs of a layer in ``role`` are binary (hidden activations)."""
+        """Whether a layer in ``role`` sign-quantizes its own input (an ``input_quantizer``).
+
+        Always False with ``inputs="activations"``: the signs are then activation layers
+        (`activation`), and which weight layers read binary values depends on the network
+        (`lqbench.models.binary_input_layers`).
+        """
         self._check_role(role)
-        return self.activations and role != "first"
+        return self.activations and self.inputs == "all" and role != "first"
 
     def input_quantizer(self, role: str):
         if not self.binary_inputs(role):
@@ -140,11 +176,11 @@ class Binarization:
     def conv_kwargs(self, role: str) -> dict[str, Any]:
         """Arguments of `larq.layers.QuantConv2D` for a layer in ``role``.
 
-        Binary-input convolutions pad with +1 (``pad_values=1.0``), the value Larq Compute
-        Engine's binary kernels support on every target for ``padding="same"``.
+        Binary-input convolutions pad with ``pad_values`` (+1 by default, the value Larq
+        Compute Engine's binary kernels support on every target for ``padding="same"``).
         """
         kwargs = self.dense_kwargs(role)
-        kwargs["pad_values"] = 1.0 if self.binary_inputs(role) else 0.0
+        kwargs["pad_values"] = self.pad_values if self.binary_inputs(role) else 0.0
         return kwargs
 
     def depthwise_kwargs(self, role: str) -> dict[str, Any]:
@@ -154,18 +190,29 @@ class Binarization:
             "depthwise_quantizer": self.kernel_quantizer(role),
             "depthwise_constraint": self.kernel_constraint(role),
         }
-        kwargs["pad_values"] = 1.0 if self.binary_inputs(role) else 0.0
+        kwargs["pad_values"] = self.pad_values if self.binary_inputs(role) else 0.0
         return kwargs
 
-    def activation(self, float_activation: str | None = "relu"):
+    def activation(self, float_activation: str | None = "relu", name: str | None = None):
         """The activation a model applies where its float version applies ``float_activation``.
 
-        With binary activations the sign lives in the next layer's ``input_quantizer``, so
-        the model applies the identity here (a ReLU before a sign would make every value +1).
+        Real activations: ``float_activation``. Binary activations with ``inputs="all"``: the
+        sign lives in the next layer's ``input_quantizer``, so the model applies the identity
+        here (``"linear"``; a ReLU before a sign would make every value +1). With
+        ``inputs="activations"``: a new activation-estimator quantizer (a Keras layer named
+        ``name``), the sign in place of the activation function as in paper 000's
+        ``replace_activations_to_sign``.
         """
-        if self.activations or float_activation is None:
+        if float_activation is None:
             return "linear"
-        return float_activation
+        if not self.activations:
+            return float_activation
+        if self.inputs == "all":
+            return "linear"
+        quantizer = estimators.get(self.activation_estimator, **self.activation_estimator_kwargs)
+        if name is not None:
+            quantizer = type(quantizer).from_config({**quantizer.get_config(), "name": name})
+        return quantizer
 
     def estimator_names(self) -> set[str]:
         """Estimators used, for `lqbench.estimators.callbacks_for`."""

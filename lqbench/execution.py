@@ -273,6 +273,26 @@ def measure(trainer: tf.keras.Model, element_spec, batch_size: int, num_classes:
     return timings
 
 
+def warm_up(trainer: tf.keras.Model, element_spec, batch_size: int, num_classes: int, jit_compile: bool) -> None:
+    """Trace and run two steps of ``trainer`` in the chosen mode on a synthetic batch, then restore its weights.
+
+    `decide` leaves a measured trainer in this state; a run decided without measuring (cached,
+    requested, unsupported) is warmed up the same way, so that what a run's memory monitor sees
+    (started after the decision) does not depend on whether this process measured the modes.
+    """
+    x, y = _synthetic_batch(element_spec, batch_size, num_classes)
+    loss = (tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True) if y.shape.rank == 1
+            else tf.keras.losses.CategoricalCrossentropy(from_logits=True))
+    initial = trainer.get_weights()
+    try:
+        trainer.compile(optimizer=tf.keras.optimizers.legacy.Adam(1e-4), loss=loss, jit_compile=bool(jit_compile))
+        function, iterator = trainer.make_train_function(force=True), iter(tf.data.Dataset.from_tensors((x, y)).repeat())
+        for _ in range(2):
+            _sync(function(iterator))
+    finally:
+        trainer.set_weights(initial)
+
+
 def _sync(logs) -> None:
     """Wait for the step (fetching its outputs waits for a GPU too)."""
     for value in tf.nest.flatten(logs):

@@ -88,30 +88,52 @@ _ROW_KEYS = ("model", "dataset", "binarization")
 
 
 # ---------------------------------------------------------------------------- loading
-def load_results(results_dir: str | os.PathLike, warn: bool = True) -> list[RunResult]:
+def load_results(results_dir: str | os.PathLike, warn: bool = True,
+                 skipped: list[tuple[str, str]] | None = None) -> list[RunResult]:
     """Every ``result.json`` under ``results_dir`` (recursively), sorted by name, key and seed.
 
     Folders whose name starts with ``_`` or ``.`` (a search's ``_trials``, a sweep's
-    ``_search``) are skipped; the same run (name, key, seed) found twice counts once. A file
-    that does not parse is skipped with a warning (a sweep redoes it).
+    ``_search``) are not read; the same run (name, key, seed) found twice counts once. Files
+    that cannot be used are skipped, never silently: a folder or file that cannot be read, a
+    file that is not a run result, another run's result copied into a run folder
+    (`lqbench.sweep.result_problem`), a duplicate. Each is appended to ``skipped`` as
+    ``(path, reason)`` and, with ``warn``, warned about.
     """
+    from lqbench.sweep import read_result
+
     root = pathlib.Path(results_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"results folder {root} does not exist")
+    skipped = skipped if skipped is not None else []
+
+    def skip(path, reason):
+        skipped.append((str(path), reason))
+        if warn:
+            warnings.warn(f"skipping {path}: {reason}", stacklevel=3)
+
+    def unreadable(error: OSError):
+        skip(error.filename or root, f"cannot be read ({error.strerror or error})")
+
+    paths = []
+    for folder, subfolders, files in os.walk(root, onerror=unreadable):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith(("_", ".")))
+        if "result.json" in files:
+            paths.append(pathlib.Path(folder) / "result.json")
     results = []
-    for path in sorted(root.rglob("result.json")):
-        relative = path.relative_to(root).parts[:-1]
-        if any(part.startswith(("_", ".")) for part in relative):
-            continue
-        try:
-            results.append(RunResult.load(path))
-        except (ValueError, TypeError, OSError) as error:
-            if warn:
-                warnings.warn(f"skipping {path}: {error}", stacklevel=2)
+    for path in sorted(paths):
+        result, reason = read_result(path)
+        if result is None:
+            skip(path, reason)
+        else:
+            results.append((path, result))
     unique = {}
-    for result in results:  # the same run copied twice (e.g. a search's final seed) counts once
-        unique.setdefault((result.name, result.spec_key, result.seed), result)
-    return sorted(unique.values(), key=lambda r: (r.name, r.spec_key, r.seed))
+    for path, result in results:  # the same run copied twice (e.g. a search's final seed) counts once
+        key = (result.name, result.spec_key, result.seed)
+        if key in unique:
+            skip(path, f"the same run as {unique[key][0]} (counted once)")
+        else:
+            unique[key] = (path, result)
+    return sorted((r for _, r in unique.values()), key=lambda r: (r.name, r.spec_key, r.seed))
 
 
 # ---------------------------------------------------------------------------- fields
@@ -548,6 +570,7 @@ class Report:
     files: list[pathlib.Path]
     runs: int
     failed: int
+    skipped: list = dataclasses.field(default_factory=list)  # (path, reason) of what was not counted
 
 
 def write_report(results_dir: str | os.PathLike, output_dir: str | os.PathLike | None = None,
@@ -557,9 +580,13 @@ def write_report(results_dir: str | os.PathLike, output_dir: str | os.PathLike |
     ``results_dir/report``), and HParams summaries in ``results_dir/hparams``."""
     results_dir = pathlib.Path(results_dir)
     output = pathlib.Path(output_dir) if output_dir is not None else results_dir / "report"
-    results = load_results(results_dir)
+    skipped: list[tuple[str, str]] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # listed in the report instead
+        results = load_results(results_dir, skipped=skipped)
     if not results:
-        raise FileNotFoundError(f"no result.json under {results_dir}")
+        why = f" ({len(skipped)} skipped: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+        raise FileNotFoundError(f"no usable result.json under {results_dir}{why}")
     output.mkdir(parents=True, exist_ok=True)
     summary = summarise(results)
     tables = paper_tables(results)
@@ -573,6 +600,11 @@ def write_report(results_dir: str | os.PathLike, output_dir: str | os.PathLike |
     if failed:
         lines += ["### Failed runs", "", "| run | seed | error |", "|---|---|---|"]
         lines += [f"| {r.name}-{r.spec_key} | {r.seed} | {(r.error or '').replace('|', '/')} |" for r in failed]
+        lines.append("")
+    if skipped:
+        lines += ["### Skipped", "", f"{len(skipped)} file(s) or folder(s) under {results_dir} were not counted:", "",
+                  "| path | why |", "|---|---|"]
+        lines += [f"| {_relative(path, results_dir)} | {reason.replace('|', '/')} |" for path, reason in skipped]
         lines.append("")
     markdown = "\n".join(lines)
     files = [storage.write_atomic(output / "report.md", markdown)]
@@ -589,7 +621,14 @@ def write_report(results_dir: str | os.PathLike, output_dir: str | os.PathLike |
     if hparams:
         files.append(write_hparams(results, results_dir / "hparams"))
     return Report(markdown=markdown, tables=tables, summary=summary, files=files, runs=len(results),
-                  failed=len(failed))
+                  failed=len(failed), skipped=skipped)
+
+
+def _relative(path: str, root) -> str:
+    try:
+        return str(pathlib.Path(path).relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 # ---------------------------------------------------------------------------- deployment (Pareto) figure

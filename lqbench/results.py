@@ -41,6 +41,7 @@ class RunResult:
     saved_model_bytes: int | None = None
     jit_compile: bool = False
     execution: dict[str, Any] = dataclasses.field(default_factory=dict)  # `lqbench.execution.ExecutionDecision`
+    resumptions: int = 0  # times the run was resumed after an interruption (SIGINT, SIGKILL)
     model_path: str | None = None
     log_dir: str | None = None
     spec: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -50,8 +51,21 @@ class RunResult:
 
     @classmethod
     def from_dict(cls, value: dict[str, Any]) -> "RunResult":
+        """The result stored as ``value``; `ValueError` naming what is wrong if it is not one."""
+        if not isinstance(value, dict):
+            raise ValueError(f"not a run result: a JSON {type(value).__name__}, expected an object with "
+                             f"{', '.join(_REQUIRED)}")
+        missing = [k for k in _REQUIRED if k not in value]
+        if missing:
+            raise ValueError(f"not a run result: missing {', '.join(missing)}")
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in value.items() if k in names})
+        result = cls(**{k: v for k, v in value.items() if k in names})
+        if not (isinstance(result.name, str) and isinstance(result.spec_key, str) and isinstance(result.seed, int)
+                and not isinstance(result.seed, bool) and result.status in ("ok", "failed")
+                and isinstance(result.spec, dict) and isinstance(result.history, dict)):
+            raise ValueError("not a run result: name, spec_key (text), seed (integer), status ('ok' or 'failed'), "
+                             "spec and history (tables) have the wrong types")
+        return result
 
     def save(self, path: str | os.PathLike) -> pathlib.Path:
         return storage.write_json(path, self.to_dict())
@@ -59,6 +73,9 @@ class RunResult:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "RunResult":
         return cls.from_dict(storage.read_json(path))
+
+
+_REQUIRED = ("name", "spec_key", "seed", "status")
 
 
 def mean_std(values: Iterable[float]) -> tuple[float | None, float | None, int]:

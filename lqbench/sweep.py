@@ -17,10 +17,15 @@ started again with the same arguments: it redoes nothing that finished and loses
   shared file system): each run is claimed with an exclusive ``flock`` on ``.lock`` in its
   folder, which the kernel releases when the process dies, so a run is never trained twice
   at the same time and a killed worker's run is picked up by the next sweep.
+  A sweep waits at the end for the runs another process was training (``wait_busy``), so it
+  returns with every run finished (or trains them itself if that process died).
+- A ``result.json`` that is not a run result (``[1, 2, 3]``) or is another run's (copied in:
+  its name, key or seed names another folder) is not a finished run: the run is redone.
 - ``results_dir/index.jsonl`` gets one line per run that finishes (name, key, seed, status,
   accuracy, path, host, pid, time); `load_index` reads it. A run whose line was lost (killed
-  between its ``result.json`` and its line) gets a ``"recovered": true`` line from the next sweep. The result files remain the
-  ground truth (`lqbench.report.load_results` scans them).
+  between its ``result.json`` and its line) gets a ``"recovered": true`` line from the next
+  sweep (checked under the run's lock: a run another live sweep just finished is not "lost").
+  The result files remain the ground truth (`lqbench.report.load_results` scans them).
 
 Products of options are written with `expand`; sweep files are TOML with a ``[base]`` table
 (an `ExperimentSpec`) and an ``[axes]`` table (field -> list of values), plus optional
@@ -297,25 +302,50 @@ class SweepResult:
 
 
 def finished_result(directory: str | os.PathLike):
-    """The `RunResult` in ``directory/result.json`` if it exists and parses, else None."""
-    path = pathlib.Path(directory) / RESULT
-    if not path.is_file():
-        return None
+    """The `RunResult` in ``directory/result.json`` if it exists, parses and belongs to that
+    folder (`result_problem`), else None."""
+    result, _ = read_result(pathlib.Path(directory) / RESULT)
+    return result
+
+
+def read_result(path: pathlib.Path):
+    """``(result, None)`` for a valid ``result.json`` of the run whose folder holds it, else
+    ``(None, reason)``: unreadable, not a run result, or another run's result (copied in)."""
+    path = pathlib.Path(path)
     try:
-        return RunResult.load(path)
-    except (ValueError, TypeError, OSError):
-        return None
+        if not path.is_file():
+            return None, "missing"
+        result = RunResult.load(path)
+    except (ValueError, TypeError, OSError) as error:
+        return None, " ".join(str(error).split()) or type(error).__name__
+    problem = result_problem(result, path.parent)
+    return (None, problem) if problem else (result, None)
+
+
+def result_problem(result, folder: pathlib.Path) -> str | None:
+    """Why ``result`` cannot be the result of the run in ``folder`` (None if it is).
+
+    Runs live in ``<name>-<key>/seed-<seed>/`` (`lqbench.experiment.run_dir`): a result whose
+    name, configuration key or seed names another folder was copied from another run.
+    """
+    expected = (f"{result.name}-{result.spec_key}", f"seed-{result.seed}")
+    found = (folder.parent.name, folder.name)
+    if found != expected:
+        return (f"holds the result of another run ({expected[0]}/{expected[1]}), not of "
+                f"{found[0]}/{found[1]}")
+    return None
 
 
 @contextlib.contextmanager
-def claim(directory: pathlib.Path):
-    """Hold an exclusive, non-blocking ``flock`` on ``directory/.lock``; yields False if
-    another process holds it. The kernel drops the lock when the holder dies."""
+def claim(directory: pathlib.Path, wait: bool = False):
+    """Hold an exclusive ``flock`` on ``directory/.lock``; yields False if another process
+    holds it (``wait=True``: block until it is released). The kernel drops the lock when the
+    holder dies."""
     directory.mkdir(parents=True, exist_ok=True)
     handle = open(directory / LOCK, "a")
     try:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             yield False
             return
@@ -336,18 +366,20 @@ def run_once(
     retry_failed: bool = False,
     resume_partial: bool = False,
     run_kwargs: dict[str, Any] | None = None,
+    wait: bool = False,
 ) -> tuple[Any, str]:
     """Run ``spec`` with ``seed`` into ``results_dir`` unless already finished.
 
     Returns ``(result, what)`` with ``what`` one of ``"reused"`` (finished before),
     ``"trained"`` (run now: ok or failed) or ``"busy"`` (another process holds the run;
-    ``result`` is None). Exceptions become failed results; KeyboardInterrupt propagates.
+    ``result`` is None; ``wait=True`` waits for it instead). Exceptions become failed results;
+    KeyboardInterrupt propagates.
     """
     directory = experiment.run_dir(spec, seed, results_dir)
     done = finished_result(directory)
     if done is not None and (done.status == "ok" or not retry_failed):
         return done, "reused"
-    with claim(directory) as mine:
+    with claim(directory, wait=wait) as mine:
         if not mine:
             return None, "busy"
         done = finished_result(directory)  # finished by another process while we waited
@@ -377,7 +409,8 @@ def _run_guarded(spec, seed, results_dir, directory: pathlib.Path, runner: Runne
         message = " ".join(f"{type(error).__name__}: {error}".split())
         if len(message) > 240:
             message = message[:240] + f"... (full traceback in {ERROR_LOG})"
-        storage.write_atomic(directory / ERROR_LOG, traceback.format_exc())
+        if not (directory / ERROR_LOG).is_file():  # a run in its own process wrote its own traceback
+            storage.write_atomic(directory / ERROR_LOG, traceback.format_exc())
         result = RunResult(name=spec.name, spec_key=spec.key(), seed=seed, status="failed",
                            error=message, spec=spec.to_dict())
         result.save(directory / RESULT)
@@ -435,6 +468,8 @@ def sweep(
     retry_failed: bool = False,
     resume_partial: bool = False,
     log: Callable[[str], None] | None = print,
+    wait_busy: bool = True,
+    isolate: bool = False,
     **run_kwargs,
 ) -> SweepResult:
     """Run every spec for every one of its seeds into ``results_dir``; resumable (module doc).
@@ -448,9 +483,19 @@ def sweep(
         resume_partial: continue half-written runs from their Keras backup instead of
             redoing them from scratch.
         log: called with one line per run (None: quiet).
+        isolate: train each run in a fresh process of its own (`lqbench.experiment.run_isolated`):
+            its peak memory is then the run's alone. Only with the default runner, without
+            ``extra_callbacks`` or a ``strategy`` (those stay in this process).
+        wait_busy: after the other runs, wait for the runs another process is training (and
+            train them if that process dies) instead of leaving them out as ``busy``.
         **run_kwargs: passed to the runner (e.g. ``verbose=2``).
     """
     results_dir = pathlib.Path(results_dir)
+    if isolate and runner is None and not run_kwargs.get("extra_callbacks") and run_kwargs.get("strategy") is None:
+        from lqbench.experiment import run_isolated
+
+        runner = run_isolated
+        run_kwargs = {k: v for k, v in run_kwargs.items() if k not in ("extra_callbacks", "strategy")}
     results_dir.mkdir(parents=True, exist_ok=True)
     pairs, seen = [], set()
     for spec in specs:
@@ -458,20 +503,44 @@ def sweep(
             if (spec.name, spec.key(), seed) not in seen:
                 seen.add((spec.name, spec.key(), seed))
                 pairs.append((spec, seed))
-    indexed = {entry.get("path") for entry in load_index(results_dir)}
+    folders = [str(experiment.run_dir(spec, seed, results_dir).relative_to(results_dir)) for spec, seed in pairs]  # names checked
     outcome = SweepResult(results=[], trained=[], reused=[], busy=[])
-    for i, (spec, seed) in enumerate(pairs, 1):
-        folder = str(experiment.run_dir(spec, seed, results_dir).relative_to(results_dir))
-        result, what = run_once(spec, seed, results_dir, runner=runner, retry_failed=retry_failed,
-                                resume_partial=resume_partial, run_kwargs=run_kwargs)
-        if what == "reused" and folder not in indexed:  # killed between result.json and the index line
-            _append_index(results_dir, results_dir / folder, result, recovered=True)
+    done: dict[int, tuple[Any, str]] = {}
+    for i, (spec, seed) in enumerate(pairs):
+        done[i] = run_once(spec, seed, results_dir, runner=runner, retry_failed=retry_failed,
+                           resume_partial=resume_partial, run_kwargs=run_kwargs)
+        if done[i][1] != "busy" and log:
+            log(f"[{i + 1}/{len(pairs)}] {folders[i]}: {_describe(*done[i])}")
+    for i, (spec, seed) in enumerate(pairs):  # runs another sweep was training: wait for them
+        if done[i][1] == "busy" and wait_busy:
+            if log:
+                log(f"[{i + 1}/{len(pairs)}] {folders[i]}: running in another process, waiting for it")
+            done[i] = run_once(spec, seed, results_dir, runner=runner, retry_failed=retry_failed,
+                               resume_partial=resume_partial, run_kwargs=run_kwargs, wait=True)
+            if log:
+                log(f"[{i + 1}/{len(pairs)}] {folders[i]}: {_describe(*done[i])}")
+        elif done[i][1] == "busy" and log:
+            log(f"[{i + 1}/{len(pairs)}] {folders[i]}: {_describe(*done[i])}")
+    for i, folder in enumerate(folders):
+        result, what = done[i]
+        if what == "reused":
+            _recover_index_line(results_dir, results_dir / folder, result)
         getattr(outcome, what).append(folder)
         if result is not None:
             outcome.results.append(result)
-        if log:
-            log(f"[{i}/{len(pairs)}] {folder}: {_describe(result, what)}")
     return outcome
+
+
+def _recover_index_line(results_dir: pathlib.Path, directory: pathlib.Path, result) -> None:
+    """Add the index line of a finished run that has none (its process was killed between
+    ``result.json`` and the line). Checked under the run's lock, so a run that another live
+    sweep has just finished, and is about to index, is not taken for a lost one."""
+    relative = str(directory.relative_to(results_dir))
+    if relative in {entry.get("path") for entry in load_index(results_dir)}:
+        return
+    with claim(directory) as mine:
+        if mine and relative not in {entry.get("path") for entry in load_index(results_dir)}:
+            _append_index(results_dir, directory, result, recovered=True)
 
 
 def _describe(result, what: str) -> str:

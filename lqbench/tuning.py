@@ -445,6 +445,8 @@ def tune_each(
     ``results_dir/_search/<name>-<key>``), then run its best configuration for the spec's
     seeds into ``results_dir`` (where `lqbench.report` finds them). Resumable like `sweep`."""
     results_dir = pathlib.Path(results_dir)
+    for spec in specs:
+        experiment.check_name(spec.name)  # the search folders are named after the spec too
     outcome = sweep.SweepResult(results=[], trained=[], reused=[], busy=[])
     for i, spec in enumerate(specs, 1):
         found = search(spec, results_dir / "_search" / f"{spec.name}-{spec.key()}", tuner=tuner,

@@ -37,6 +37,8 @@ from ._blocks import FLOAT_SUFFIX, ChannelScale, LearnableBias, RPReLU, ZeroPadS
 from .registry import available, build
 from .utils import (
     binarize_post_training,
+    binary_input_layers,
+    has_binary_input,
     has_binary_kernel,
     memory_footprint_bits,
     summary,
@@ -53,6 +55,8 @@ __all__ = [
     "weight_layers",
     "weight_layer_roles",
     "has_binary_kernel",
+    "has_binary_input",
+    "binary_input_layers",
     "is_float_by_design",
     "FLOAT_SUFFIX",
     "LearnableBias",

@@ -15,8 +15,11 @@ Conventions shared by all models:
   (`activation`): with binary activations the sign lives in the next layer's
   ``input_quantizer`` and an activation before it would be wasted or harmful (a ReLU before a
   sign makes every value +1);
-- convolutions with binary inputs and ``padding="same"`` pad with +1 (``pad_values=1.0``
-  from the binarization), the padding Larq Compute Engine's binary kernels implement.
+- convolutions with binary inputs and ``padding="same"`` pad with the binarization's
+  ``pad_values`` (+1 by default, the padding Larq Compute Engine's binary kernels implement;
+  0 for replication of the PyTorch references);
+- with ``Binarization(inputs="activations")`` the sign replaces each float activation at its
+  place (`activation`), paper 000's convention.
 """
 from __future__ import annotations
 
@@ -150,14 +153,64 @@ def activation(
 ) -> tf.Tensor:
     """Apply ``float_activation`` unless the next weight layer signs this tensor.
 
+    With ``binarization.inputs == "activations"`` and binary activations, the sign itself is
+    applied here (a quantizer layer named ``<name>_sign``), whatever the consumer.
+
     ``next_binary`` says whether the consumer is a binarizable weight layer (True for the
     usual hidden layer); pass False when the consumer keeps real inputs by design, e.g. a
     residual path or a float-by-design layer: the float activation is then always applied.
     """
+    if binarization.inputs == "activations" and binarization.activations and float_activation is not None:
+        # paper 000's replace_activations_to_sign: every activation function becomes the sign
+        return binarization.activation(float_activation, name=f"{name}_sign")(x)
     act = binarization.activation(float_activation) if next_binary else (float_activation or "linear")
     if act == "linear":
         return x
     return tf.keras.layers.Activation(act, name=name)(x)
+
+
+BLOCK_ORDERS = ("conv_bn_pool_act", "conv_pool_bn_act", "conv_bn_act_pool")
+"""Orders of a conv block with max-pooling (`conv_block`)."""
+
+
+def conv_block_tail(
+    x: tf.Tensor, binarization: Binarization, float_activation: str | None, name: str, pool: bool, order: str,
+    keep_activation: bool = False,
+) -> tf.Tensor:
+    """Batch norm, optional 2x2 max-pool and activation after a convolution, in ``order``.
+
+    - ``"conv_bn_pool_act"`` (lqbench's default): Larq Compute Engine fuses binary conv -> BN
+      -> max-pool; the sign is the next layer's input quantizer;
+    - ``"conv_pool_bn_act"``: the papers' BinaryNet and IR-Net VGG-small (pool before BN);
+    - ``"conv_bn_act_pool"``: torchvision's VGG, paper 000's code (activation, i.e. the sign
+      with ``Binarization(inputs="activations")``, before pooling).
+
+    ``keep_activation`` keeps ``float_activation`` in front of the next layer's sign (IR-Net's
+    hard tanh, see `vgg_small`) instead of leaving the clipping to the sign estimator.
+
+    The forward passes are equal when BN's scales are positive (max-pooling commutes with
+    monotone maps); gradients differ: max-pooling routes the gradient to the argmax of what
+    it pools (real values, or the first of tied signs), and BN's batch statistics are taken
+    before or after pooling.
+    """
+    check_choice("block_order", order, BLOCK_ORDERS)
+    if not pool:
+        order = "conv_bn_pool_act"
+
+    def act(t):
+        return activation(t, binarization, float_activation, f"{name}_{float_activation}",
+                          next_binary=not keep_activation)
+
+    if order == "conv_pool_bn_act":
+        x = max_pool(x, f"{name}_pool")
+        x = batch_norm(x, f"{name}_bn")
+        return act(x)
+    x = batch_norm(x, f"{name}_bn")
+    if order == "conv_bn_act_pool":
+        return max_pool(act(x), f"{name}_pool")
+    if pool:
+        x = max_pool(x, f"{name}_pool")
+    return act(x)
 
 
 def max_pool(x: tf.Tensor, name: str, pool_size: int = 2, strides: int | None = None, padding: str = "valid"):

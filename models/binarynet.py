@@ -21,7 +21,8 @@ Float layers: the first and last weight layers follow the binarization's
 Compute Engine (only convolutions become ``LceBconv2d``).
 
 Layer order: conv -> BN -> max-pool -> activation (Larq Compute Engine's binary conv -> BN
--> max-pool fusion; BinaryNet's original pools before BN, equal when BN scales are positive).
+-> max-pool fusion); ``block_order="conv_pool_bn_act"`` is BinaryNet's original (pool before
+BN; forward equal when BN scales are positive, gradients differ).
 """
 from __future__ import annotations
 
@@ -94,6 +95,7 @@ def binarynet_cnn(
     dense_units=None,
     activation: str = "hard_tanh",
     dense_as_conv: bool = False,
+    block_order: str = "conv_bn_pool_act",
 ) -> tf.keras.Model:
     """BinaryNet CNN of paper 002 / Bop: 2x128C3-MP2-2x256C3-MP2-2x512C3-MP2-2x1024FC (``variant="cifar10"``).
 
@@ -106,8 +108,11 @@ def binarynet_cnn(
         activation: float activation (``"hard_tanh"`` or ``"relu"``).
         dense_as_conv: write binary hidden dense layers as 1x1 binary convolutions. Unnecessary for
             deployment: `lqbench.tflite.convert` rewrites binary dense layers so (kept for compatibility).
+        block_order: ``"conv_bn_pool_act"`` (default, LCE) or ``"conv_pool_bn_act"``
+            (BinaryNet's and Bop's, pool before BN), or ``"conv_bn_act_pool"``.
     """
     B.check_choice("variant", variant, list(_CNN_VARIANTS))
+    B.check_choice("block_order", block_order, B.BLOCK_ORDERS)
     B.check_positive_float("width_multiplier", width_multiplier)
     channels, pools, default_units = _CNN_VARIANTS[variant]
     dense_units = default_units if dense_units is None else B.check_int_tuple("dense_units", dense_units, allow_empty=True)
@@ -118,10 +123,8 @@ def binarynet_cnn(
         c = max(1, int(round(c * width_multiplier)))
         name = f"conv{i + 1}"
         x = B.conv(x, c, 3, binarization=b, role="first" if i == 0 else "hidden", name=name)
-        x = B.batch_norm(x, f"{name}_bn")
-        if i in pools and (final_pool or i != len(channels) - 1):
-            x = B.max_pool(x, f"{name}_pool")
-        x = B.activation(x, b, activation, f"{name}_{activation}")
+        pool = i in pools and (final_pool or i != len(channels) - 1)
+        x = B.conv_block_tail(x, b, activation, name, pool, block_order)
     x = tf.keras.layers.Flatten(name="flatten")(x)
     x = _dense_stack(x, dense_units, b, activation, first_is_first=False, as_conv=dense_as_conv)
     outputs = _classifier(x, num_classes, b)

@@ -56,6 +56,11 @@ def reactnet_a(
     """
     B.check_positive_float("width_multiplier", width_multiplier)
     b = binarization
+    if b.activations and b.inputs == "activations":
+        raise ValueError(
+            "reactnet_a signs block inputs by design (RSign, no activation function to replace); "
+            "Binarization(inputs='activations') is not allowed, use inputs='all'"
+        )
 
     inputs = tf.keras.Input(shape=input_shape, name="input")
     channels = B.make_divisible(STEM_CHANNELS * width_multiplier)  # actual channels of x

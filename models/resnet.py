@@ -132,6 +132,11 @@ def resnet20(
         if changed:
             raise ValueError(f"resnet20 variant 'classic' has no {', '.join(changed)}; allowed only for 'birealnet'")
     inputs = tf.keras.Input(shape=input_shape, name="input")
+    if variant == "birealnet" and binarization.activations and binarization.inputs == "activations":
+        raise ValueError(
+            "resnet20 variant 'birealnet' signs block inputs by design (no activation function to replace); "
+            "Binarization(inputs='activations') is allowed only for variant 'classic'"
+        )
     if variant == "birealnet":
         x = _birealnet(inputs, num_classes, binarization, skip_connections, depth, width, channel_scale,
                        binary_shortcut, stem_pool)

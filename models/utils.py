@@ -50,6 +50,51 @@ def weight_layer_roles(model: tf.keras.Model) -> list[tuple[tf.keras.layers.Laye
     return roles
 
 
+_VALUE_PRESERVING = (
+    tf.keras.layers.MaxPool1D,
+    tf.keras.layers.MaxPool2D,
+    tf.keras.layers.Flatten,
+    tf.keras.layers.Reshape,
+    tf.keras.layers.Permute,
+    tf.keras.layers.GlobalMaxPool2D,
+)
+
+
+def _is_one_bit(quantizer) -> bool:
+    return quantizer is not None and getattr(quantizer, "precision", None) == 1
+
+
+def _source_layer(layer: tf.keras.layers.Layer):
+    nodes = getattr(layer, "inbound_nodes", None) or layer._inbound_nodes
+    if not nodes:
+        return None
+    inbound = nodes[0].inbound_layers
+    inbound = inbound if isinstance(inbound, (list, tuple)) else [inbound]
+    return inbound[0] if len(inbound) == 1 else None
+
+
+def has_binary_input(layer: tf.keras.layers.Layer) -> bool:
+    """Whether a weight layer reads \\(\\pm 1\\) values in the forward pass.
+
+    True when the layer has a 1-bit ``input_quantizer`` (``Binarization(inputs="all")``), or
+    when its input comes from a 1-bit quantizer *layer* (``Binarization(inputs="activations")``:
+    the sign in place of an activation function) through value-preserving layers only
+    (max-pooling, flattening, reshaping). Dropout in training and average pooling make values
+    real.
+    """
+    if _is_one_bit(getattr(layer, "input_quantizer", None)):
+        return True
+    source = _source_layer(layer)
+    while source is not None and isinstance(source, _VALUE_PRESERVING):
+        source = _source_layer(source)
+    return source is not None and layer_kind(source) is None and _is_one_bit(source)
+
+
+def binary_input_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
+    """The weight layers of ``model`` whose inputs are binary (`has_binary_input`)."""
+    return [layer for layer in weight_layers(model) if has_binary_input(layer)]
+
+
 def kernel_of(layer: tf.keras.layers.Layer) -> tf.Variable:
     return layer.depthwise_kernel if layer_kind(layer) == "depthwise" else layer.kernel
 
@@ -141,6 +186,11 @@ def summary(model: tf.keras.Model, print_fn=None, include_macs: bool = True) -> 
     binary = sum(1 for layer, _ in roles if has_binary_kernel(layer))
     real = [f"{layer.name} ({role})" for layer, role in roles if not has_binary_kernel(layer)]
     print_fn(f"weight layers: {len(roles)}, binary kernels: {binary}, real kernels: {', '.join(real) or 'none'}")
+    binary_in = {id(layer) for layer in binary_input_layers(model)}
+    real_in = [layer.name for layer, _ in roles if id(layer) not in binary_in]
+    print_fn(
+        f"binary inputs: {len(binary_in)} of {len(roles)} weight layers; real inputs: {', '.join(real_in) or 'none'}"
+    )
     adds = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Add)]
     if adds:
         print_fn(

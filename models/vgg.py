@@ -23,9 +23,11 @@ With binary activations the classifier's dropout acts before the next layer's si
 values become +1); paper 000's PyTorch models, which replace the ReLU by the sign, drop after
 it. Both only matter in training.
 
-Layer order: conv -> BN -> max-pool -> activation, Larq Compute Engine's fusable order
-(IR-Net pools before BN and torchvision activates before pooling: equal for the monotone
-hard tanh / ReLU, and for BN when its scales are positive).
+Layer order (``block_order``): conv -> BN -> max-pool -> activation by default, Larq Compute
+Engine's fusable order; ``"conv_pool_bn_act"`` is IR-Net's (pool before BN),
+``"conv_bn_act_pool"`` torchvision's and paper 000's code (the sign before pooling). Forward
+passes are equal for the monotone hard tanh / ReLU / sign when BN's scales are positive;
+gradients differ (`lqbench.models._blocks.conv_block_tail`).
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ VGG19_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 5
 VGG_SMALL_CONFIG = (128, 128, "M", 256, 256, "M", 512, 512, "M")
 
 
-def _features(x, config, b, activation, width_multiplier, use_bias, keep_activation=False):
+def _features(x, config, b, activation, width_multiplier, use_bias, block_order, keep_activation=False):
     index = 0
     for i, item in enumerate(config):
         if item == "M":
@@ -50,14 +52,9 @@ def _features(x, config, b, activation, width_multiplier, use_bias, keep_activat
         channels = max(1, int(round(item * width_multiplier)))
         x = B.conv(x, channels, 3, binarization=b, role="first" if index == 1 else "hidden", name=name,
                    use_bias=use_bias)
-        x = B.batch_norm(x, f"{name}_bn")
-        if i + 1 < len(config) and config[i + 1] == "M":
-            x = B.max_pool(x, f"{name}_pool")
-        if keep_activation and b.activations:
-            # IR-Net: the float activation stays before the next layer's sign (it clips the gradient).
-            x = tf.keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
-        else:
-            x = B.activation(x, b, activation, f"{name}_{activation}")
+        pool = i + 1 < len(config) and config[i + 1] == "M"
+        x = B.conv_block_tail(x, b, activation, name, pool, block_order,
+                              keep_activation=keep_activation and b.activations)
     return x
 
 
@@ -72,6 +69,7 @@ def vgg_small(
     activation: str = "hard_tanh",
     head: str = "flatten",
     hardtanh_before_sign: bool = True,
+    block_order: str = "conv_bn_pool_act",
 ) -> tf.keras.Model:
     r"""IR-Net's VGG-small (003 Table 3): convs 128-128-256-256-512-512 with BN and hard tanh, one linear layer.
 
@@ -88,14 +86,17 @@ def vgg_small(
             multiplies the sign estimator's pseudo-gradient at \\(\text{htanh}(x)\\) by
             \\(1_{|x| \leq 1}\\). ``True`` is the paper's model (the default); ``False`` drops it
             (the sign follows batch norm directly, one op less after conversion).
+        block_order: ``"conv_bn_pool_act"`` (default, LCE), ``"conv_pool_bn_act"`` (IR-Net) or
+            ``"conv_bn_act_pool"`` (torchvision, paper 000's code).
     """
     B.check_positive_float("width_multiplier", width_multiplier)
     B.check_choice("head", head, ["flatten", "avg"])
+    B.check_choice("block_order", block_order, B.BLOCK_ORDERS)
     if not isinstance(hardtanh_before_sign, bool):
         raise ValueError(f"hardtanh_before_sign must be true or false, got {hardtanh_before_sign!r}")
     inputs = tf.keras.Input(shape=input_shape, name="input")
     x = _features(inputs, VGG_SMALL_CONFIG, binarization, activation, width_multiplier, use_bias=False,
-                  keep_activation=hardtanh_before_sign)
+                  block_order=block_order, keep_activation=hardtanh_before_sign)
     if head == "avg":
         x = tf.keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     else:
@@ -115,6 +116,7 @@ def vgg19(
     dense_units=(4096, 4096),
     dropout: float = 0.5,
     dense_as_conv: bool = False,
+    block_order: str = "conv_bn_pool_act",
 ) -> tf.keras.Model:
     """VGG-19 with batch normalisation (torchvision ``vgg19_bn``), the 4096-4096 classifier; paper 000.
 
@@ -124,14 +126,17 @@ def vgg19(
         dropout: dropout rate before each hidden dense layer's successor (0.5).
         dense_as_conv: write the binary hidden dense layers as 1x1 binary convolutions. Unnecessary for
             deployment: `lqbench.tflite.convert` rewrites binary dense layers so (kept for compatibility).
+        block_order: ``"conv_bn_pool_act"`` (default, LCE) or ``"conv_bn_act_pool"``
+            (torchvision's ``vgg19_bn``, paper 000's code), or ``"conv_pool_bn_act"``.
     """
     B.check_positive_float("width_multiplier", width_multiplier)
+    B.check_choice("block_order", block_order, B.BLOCK_ORDERS)
     dense_units = B.check_int_tuple("dense_units", dense_units, allow_empty=True)
     if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     b = binarization
     inputs = tf.keras.Input(shape=input_shape, name="input")
-    x = _features(inputs, VGG19_CONFIG, b, "relu", width_multiplier, use_bias=True)
+    x = _features(inputs, VGG19_CONFIG, b, "relu", width_multiplier, use_bias=True, block_order=block_order)
     x = tf.keras.layers.Flatten(name="flatten")(x)
     for i, units in enumerate(dense_units):
         x = B.dense(x, units, binarization=b, role="hidden", name=f"fc{i + 1}", as_conv=dense_as_conv)

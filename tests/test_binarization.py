@@ -3,6 +3,7 @@ import pytest
 
 import lqbench
 import larq as lq
+import numpy as np
 
 from lqbench import Binarization, estimators
 
@@ -73,3 +74,34 @@ def test_dict_round_trip_and_errors():
         Binarization(weight_estimator="rsign")
     with pytest.raises(ValueError, match="unknown layer role 'middle'"):
         b.dense_kwargs("middle")
+
+
+def test_inputs_activations_puts_the_sign_in_place_of_activation_functions():
+    """Issue 14 item 1: seed 000's replace_activations_to_sign semantics, next to Larq's."""
+    all_inputs = Binarization()
+    assert all_inputs.inputs == "all"
+    assert all_inputs.dense_kwargs("hidden")["input_quantizer"] is not None
+    assert all_inputs.activation("relu") == "linear"
+    b = Binarization(inputs="activations")
+    for role in ("first", "hidden", "last"):
+        assert b.dense_kwargs(role)["input_quantizer"] is None
+        assert b.conv_kwargs(role)["pad_values"] == 0.0  # no input quantizer: PyTorch's zero padding
+    sign = b.activation("relu", name="block_relu_sign")
+    assert type(sign) is lq.quantizers.SteSign and sign.name == "block_relu_sign" and sign.precision == 1
+    assert b.activation(None) == "linear"
+    assert Binarization(activations=False, inputs="activations").activation("relu") == "relu"
+    x = np.array([[-2.0, -0.5, 0.5, 2.0]], dtype="float32")
+    np.testing.assert_array_equal(sign(x).numpy(), [[-1.0, -1.0, 1.0, 1.0]])
+    with pytest.raises(ValueError, match="Binarization.inputs: unknown value 'some'; allowed: all, activations"):
+        Binarization(inputs="some")
+    assert Binarization.from_dict(b.to_dict()) == b
+
+
+def test_pad_values_zero_option_for_replication_runs():
+    """Issue 14 item 15: binary-input convolutions pad with +1 (LCE) or 0 (PyTorch references)."""
+    assert Binarization(pad_values=0.0).conv_kwargs("hidden")["pad_values"] == 0.0
+    assert Binarization(pad_values=0).depthwise_kwargs("hidden")["pad_values"] == 0.0
+    assert Binarization(pad_values=1.0).conv_kwargs("hidden")["pad_values"] == 1.0
+    assert Binarization(pad_values=0.0).conv_kwargs("first")["pad_values"] == 0.0
+    with pytest.raises(ValueError, match="Binarization.pad_values: 0.5 is not allowed; allowed: 0.0, 1.0"):
+        Binarization(pad_values=0.5)

@@ -119,10 +119,63 @@ def test_offline_tfds_fails_fast_without_network_and_never_substitutes(tmp_path)
     assert not (tmp_path / "empty-tfds").exists() or not any((tmp_path / "empty-tfds").rglob("*.tfrecord*"))
 
 
+def test_cli_reports_data_errors_in_one_line(tmp_path, mnist_dir, capsys):
+    """Issue #16 row 5: truncated MNIST, or a dataset that is nowhere, through `lqbench train`: one line, exit 2."""
+    from lqbench import cli
+
+    def truncated(path):
+        path.write_bytes((mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes()[:100])
+
+    root = _mnist_folder(tmp_path, mnist_dir, **{"t10k-labels-idx1-ubyte": truncated})
+    common = ["--model", "binarynet_mlp", "--epochs", "1", "--output", str(tmp_path / "out"), "--in-process"]
+    assert cli.main(["train", "--dataset", "mnist", "--data-dir", str(root), *common]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "Traceback" not in error
+    assert error.startswith("lqbench train: error: ") and "t10k-labels-idx1-ubyte.gz: truncated or corrupt gzip" in error
+    assert cli.main(["train", "--dataset", "cifar10", *common]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "cifar10" in error and "not prepared" in error
+
+
+def test_missing_dataset_fails_at_once_without_a_download_unless_asked(tmp_path, monkeypatch, capsys):
+    """Issue #16 row 6: an empty DATA_DIR/mnist and no LQBENCH_OFFLINE: no TFDS download, the hint at once;
+    `lqbench datasets` says which datasets are here and which are not."""
+    import tensorflow_datasets as tfds
+
+    from lqbench import cli
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a TFDS download was started")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_download)
+    monkeypatch.delenv("LQBENCH_OFFLINE")
+    monkeypatch.delenv("LQBENCH_DOWNLOAD", raising=False)
+    (tmp_path / "data" / "mnist").mkdir(parents=True)
+    start = time.perf_counter()
+    message = _expect_error(["mnist", "is empty", "not prepared", "--download", "tfds.load('mnist')"],
+                            data.load, "mnist", "train", 32, data_dir=tmp_path / "data")
+    assert str(tmp_path / "data" / "mnist") in message
+    assert time.perf_counter() - start < 5.0
+
+    assert cli.main(["datasets", "--data-dir", str(tmp_path / "data")]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "from embedded" in lines["digits"]
+    for name in ("mnist", "cifar10", "svhn_cropped", "imagenette", "indoor67"):
+        assert "not available here" in lines[name] and "from" not in lines[name].split(":")[0], lines[name]
+    assert "--download" in lines["cifar10"] and "indoorCVPR_09.tar" in lines["indoor67"]
+
+    monkeypatch.setenv("LQBENCH_DOWNLOAD", "1")  # what --download sets: now TFDS would fetch it
+    assert cli.main(["datasets", "--data-dir", str(tmp_path / "data")]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "from TFDS download (--download)" in lines["cifar10"]
+    assert "not available here" in lines["indoor67"]  # TFDS has no Indoor67: files only
+
+
 def test_info_never_downloads_and_reports_published_metadata(monkeypatch):
-    monkeypatch.setenv("LQBENCH_OFFLINE", "0")  # downloads allowed, but info() must not start one
+    monkeypatch.setenv("LQBENCH_OFFLINE", "0")
+    monkeypatch.setenv("LQBENCH_DOWNLOAD", "1")  # downloads asked for, but info() must not start one
     meta = data.info("cifar100")
-    assert meta.source == "tfds" and meta.sizes == {"train": 45000, "val": 5000, "test": 10000}
+    assert meta.source == "tfds-download" and "not downloaded yet" in meta.location and meta.sizes == {"train": 45000, "val": 5000, "test": 10000}
     assert meta.input_shape == (32, 32, 3) and meta.num_classes == 100
     assert data.info("svhn_cropped").sizes == {"train": 65931, "val": 7326, "test": 26032}
 
@@ -133,6 +186,7 @@ def test_tfds_source_through_mocked_builder(monkeypatch):
     # mock_data replaces download_and_prepare and as_dataset with local fakes (the socket
     # guard above would fail the test on any network access), so "download" may be on
     monkeypatch.setenv("LQBENCH_OFFLINE", "0")
+    monkeypatch.setenv("LQBENCH_DOWNLOAD", "1")
     with tfds.testing.mock_data(num_examples=40):
         x, y = data.load_arrays("cifar10", "train")
         meta = data.info("cifar10")

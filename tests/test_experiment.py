@@ -86,3 +86,68 @@ def test_binarizing_optimizers_leave_binary_kernels(optimizer, tmp_path):
     model = experiment.load_model(result.model_path)
     latent = model.get_layer("fc2").kernel.numpy()  # the hidden binary layer's latent weights
     np.testing.assert_array_equal(np.abs(latent), np.ones_like(latent))
+
+
+class _InterruptAfter(tf.keras.callbacks.Callback):
+    """Raise KeyboardInterrupt (what SIGINT does) at the end of epoch ``epoch`` (1-based), after the backup."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_resumed_run_records_its_whole_history_time_and_best_epoch(tmp_path):
+    """Issue #16 row 9: SIGINT at epoch 3 of 5, same command again -> the record covers all 5 epochs."""
+    spec = ExperimentSpec(name="resume", **{**TINY, "epochs": 5, "learning_rate": 3e-2})
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(spec, output_dir=tmp_path, extra_callbacks=(_InterruptAfter(3),), save_model=False)
+    progress = json.loads((experiment.run_dir(spec, 0, tmp_path) / "backup" / "progress.json").read_text())
+    first_segment = progress["history"]["val_accuracy"]
+    assert len(first_segment) == 3 and progress["time_s"] > 0
+
+    result = experiment.run(spec, output_dir=tmp_path, save_model=False)
+    assert result.status == "ok" and result.resumptions == 1
+    assert result.epochs_run == 5 and all(len(v) == 5 for v in result.history.values()), result.history
+    assert result.history["val_accuracy"][:3] == pytest.approx(first_segment)  # the first segment's epochs kept
+    val = result.history["val_accuracy"]
+    assert result.best_val_accuracy == pytest.approx(max(val))  # over all epochs, not the resumed ones only
+    assert result.best_epoch == int(np.argmax(val)) + 1
+    assert result.wall_time_s >= progress["time_s"]  # both segments' training time
+    assert not (experiment.run_dir(spec, 0, tmp_path) / "backup" / "progress.json").exists()  # cleaned up
+
+
+def test_resumed_run_restores_best_weights_of_the_first_segment(tmp_path):
+    """The best epoch may lie before the interruption: its weights are evaluated, not the resumed ones'."""
+    spec = ExperimentSpec(name="best-first", **{**TINY, "epochs": 3})
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(spec, output_dir=tmp_path, extra_callbacks=(_InterruptAfter(2),), save_model=False)
+    folder = experiment.run_dir(spec, 0, tmp_path) / "backup"
+    progress = json.loads((folder / "progress.json").read_text())
+    # pretend the first segment had a perfect validation epoch (weights: zeros, a constant prediction)
+    with np.load(folder / "best.weights.npz") as stored:
+        zeros = {k: np.zeros_like(v) for k, v in stored.items()}
+    np.savez(folder / "best.weights.npz", **zeros)
+    progress.update(best=1.0, best_epoch=0)
+    (folder / "progress.json").write_text(json.dumps(progress))
+    result = experiment.run(spec, output_dir=tmp_path, save_model=False)
+    assert result.best_epoch == 1 and result.best_val_accuracy == 1.0 and result.resumptions == 1
+    assert result.test_accuracy_best_val < 0.2  # the zero weights predict one class: about 1/10
+
+
+def test_peak_memory_is_a_property_of_the_run_not_of_the_process(tmp_path):
+    """Issue #16 row 10: the same configuration before and after a bigger one in one sweep: the same peak."""
+    from lqbench import sweep
+
+    small = ExperimentSpec(name="small", **{**TINY, "epochs": 1})
+    big = ExperimentSpec(name="big", **{**TINY, "epochs": 1, "model_args": {"hidden_units": [2048, 2048]}})
+    again = small.with_values({"name": "small-again"})
+    outcome = sweep.sweep([small, big, again], tmp_path, log=None, isolate=True, save_model=False)
+    assert [r.status for r in outcome.results] == ["ok"] * 3, [r.error for r in outcome.results]
+    first, bigger, last = (r.peak_memory_bytes for r in outcome.results)
+    assert all("own process" in r.memory_method for r in outcome.results), outcome.results[0].memory_method
+    assert bigger > first + 40 * 2**20  # it measures the run: 8.5 M more parameters (x3 with Adam) need more
+    assert last == pytest.approx(first, rel=0.1)  # and not what ran before it

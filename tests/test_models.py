@@ -392,3 +392,90 @@ def test_custom_layers_train_under_xla():
     names = [w.name for w, g in zip(model.trainable_weights, grads) if np.any(g.numpy() != 0)]
     for expected in ("threshold", "learnable_bias", "channel_scale", "shift_in", "alpha", "shift_out"):
         assert any(expected in name for name in names), (expected, names)
+
+
+def _binary_input_names(model):
+    return {layer.name for layer in models.binary_input_layers(model)}
+
+
+def test_inputs_activations_keeps_inputs_without_activation_real():
+    """Issue 14 item 1: with inputs="activations" only what follows an activation function is signed."""
+    shape, kwargs = SMALL["mobilenet_v2"]
+    all_model = models.build("mobilenet_v2", shape, CLASSES, Binarization(), **kwargs)
+    act_model = models.build("mobilenet_v2", shape, CLASSES, Binarization(inputs="activations"), **kwargs)
+    names = [layer.name for layer in models.weight_layers(act_model)]
+    assert _binary_input_names(all_model) == set(names) - {"stem_conv"}
+    binary = _binary_input_names(act_model)
+    expand = [n for n in names if n.endswith("_expand")]
+    assert expand and not binary & set(expand)  # linear bottleneck (+ skip) feeds the expansion
+    assert "head_conv" not in binary and "classifier" not in binary  # no activation before them
+    assert {n for n in names if n.endswith("_depthwise") or n.endswith("_project")} <= binary
+    assert not any(getattr(layer, "input_quantizer", None) for layer in models.weight_layers(act_model))
+
+    shape, kwargs = SMALL["mlp_mixer"]
+    mixer = models.build("mlp_mixer", shape, CLASSES, Binarization(inputs="activations"), **kwargs)
+    binary = _binary_input_names(mixer)
+    fc1 = [layer.name for layer in models.weight_layers(mixer) if layer.name.endswith("_fc1")]
+    fc2 = [layer.name for layer in models.weight_layers(mixer) if layer.name.endswith("_fc2")]
+    assert fc1 and not binary & set(fc1)  # fc1 reads LayerNorm
+    assert set(fc2) <= binary and "classifier" not in binary
+
+
+def test_inputs_activations_signs_the_residual_stream_and_pools_signs():
+    """ResNet (classic): the ReLU after the addition becomes the sign, so the classifier reads mean(sign)."""
+    b = Binarization(inputs="activations")
+    model = models.build("resnet20", (8, 8, 3), CLASSES, b, depth=8, width=4, variant="classic")
+    last_sign = model.get_layer("stage3_block1_relu2_sign")
+    probe = tf.keras.Model(model.inputs, [last_sign.output, model.get_layer("classifier").input])
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    signs, pooled = (t.numpy() for t in probe(x, training=False))
+    assert set(np.unique(signs)) <= {-1.0, 1.0}
+    np.testing.assert_allclose(pooled, signs.mean(axis=(1, 2)), atol=1e-6)
+    assert "classifier" not in _binary_input_names(model)
+    with pytest.raises(ValueError, match="inputs='activations'"):
+        models.build("resnet20", (8, 8, 3), CLASSES, b, depth=8, width=4)
+
+
+def test_pad_values_zero_reaches_binary_convolutions():
+    """Issue 14 item 15: zero padding of binary-input convolutions on request, +1 by default."""
+    shape, kwargs = SMALL["vgg_small"]
+    for pad in (0.0, 1.0):
+        model = models.build("vgg_small", shape, CLASSES, Binarization(pad_values=pad), **kwargs)
+        convs = [layer for layer in models.weight_layers(model) if isinstance(layer, lq.layers.QuantConv2D)]
+        assert [layer.pad_values for layer in convs] == [0.0] + [pad] * (len(convs) - 1)
+    conv = models.build("vgg_small", shape, CLASSES, Binarization(pad_values=0.0), **kwargs).get_layer("conv2")
+    ones = tf.ones((1, 4, 4, conv.input_shape[-1]))
+    out = conv(ones).numpy()
+    # with zero padding a corner sees 4 of 9 taps, the centre all 9: the sums differ
+    kernel = np.sign(conv.kernel.numpy()) + (conv.kernel.numpy() == 0)
+    np.testing.assert_allclose(out[0, 0, 0], kernel[1:, 1:].sum(axis=(0, 1, 2)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["vgg_small", "binarynet_cnn"])
+def test_block_orders_are_equal_forward_and_reorder_layers(name):
+    """Issue 14 item 15: conv->BN->pool (LCE), conv->pool->BN (papers), conv->BN->act->pool (torchvision)."""
+    shape, kwargs = SMALL[name]
+    built = {}
+    for order in models._blocks.BLOCK_ORDERS:
+        # zero padding everywhere: convolutions after a sign layer have no input quantizer and pad 0
+        b = Binarization(inputs="activations" if order == "conv_bn_act_pool" else "all", pad_values=0.0)
+        built[order] = models.build(name, shape, CLASSES, b, block_order=order, **kwargs)
+    layer_names = {order: [layer.name for layer in m.layers] for order, m in built.items()}
+    pool_bn = layer_names["conv_pool_bn_act"]
+    assert pool_bn.index("conv2_pool") < pool_bn.index("conv2_bn")
+    bn_pool = layer_names["conv_bn_pool_act"]
+    assert bn_pool.index("conv2_bn") < bn_pool.index("conv2_pool")
+    act_pool = layer_names["conv_bn_act_pool"]
+    assert act_pool.index("conv2_hard_tanh_sign") < act_pool.index("conv2_pool")
+    # same weights (BN at its initial positive scale, eval mode): the forward passes agree
+    reference = built["conv_bn_pool_act"]
+    for model in built.values():
+        for layer in model.layers:
+            if layer.weights:
+                layer.set_weights(reference.get_layer(layer.name).get_weights())
+    x = np.random.default_rng(1).normal(size=(3, *shape)).astype("float32")
+    expected = reference(x, training=False).numpy()
+    for order, model in built.items():
+        np.testing.assert_allclose(model(x, training=False).numpy(), expected, rtol=1e-5, atol=1e-5, err_msg=order)
+    with pytest.raises(ValueError, match="block_order: unknown value 'x'"):
+        models.build(name, shape, CLASSES, Binarization(), block_order="x", **kwargs)

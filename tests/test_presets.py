@@ -95,3 +95,9 @@ def test_paper001_presets_follow_the_authors_code():
     assert bnew.epochs_of(1200) == [200, 980, 20]
     assert methods.get("bop", **p001["bop"].method_args).gamma_schedule == "linear"
     assert methods.get("bmd", **p001["bmd"].method_args).finetune_fraction == 0.02
+
+
+def test_paper000_presets_sign_in_place_of_activations():
+    """Issue 14 item 1: seed 000's code replaces activation functions by sign (replace_activations_to_sign)."""
+    for name in ("paper000-imagenette", "paper000-cifar10", "paper000-indoor67"):
+        assert {s.binarization.inputs for s in presets.specs(name)} == {"activations"}, name

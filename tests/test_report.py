@@ -190,3 +190,37 @@ def test_report_cli_prints_the_table(results_dir, tmp_path, capsys):
     assert "| lenet | 57.0 (2.00) | failed (3/3) |" in out
     assert (tmp_path / "r" / "report.md").is_file()
     assert cli.main(["report", str(tmp_path / "empty")]) == 2
+
+
+def test_report_lists_what_it_skipped_and_why(results_dir, tmp_path, monkeypatch):
+    """Issue #16 row 11: an unreadable run folder and another run's result copied in are listed, not dropped."""
+    import os
+    import shutil
+
+    runs = sorted(p.parent for p in results_dir.rglob("result.json"))
+    foreign = results_dir / "copied-abc" / "seed-0"
+    foreign.mkdir(parents=True)
+    shutil.copy(runs[0] / "result.json", foreign / "result.json")
+    locked = runs[1]
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # what a folder without read permission does (tests may run as root)
+        if pathlib.Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    skipped = []
+    with pytest.warns(UserWarning, match="Permission denied"):
+        results = report.load_results(results_dir, skipped=skipped)
+    assert len(results) == 23  # 24 runs, one unreadable; the copy is not counted
+    reasons = dict(skipped)
+    assert "cannot be read (Permission denied)" in reasons[str(locked)]
+    assert "another run" in reasons[str(foreign / "result.json")]
+
+    written = report.write_report(results_dir, tmp_path / "r", figures=False, hparams=False)
+    assert written.runs == 23 and len(written.skipped) == 2
+    markdown = (tmp_path / "r" / "report.md").read_text()
+    assert "### Skipped" in markdown and "2 file(s) or folder(s)" in markdown
+    assert f"| {locked.relative_to(results_dir)} | cannot be read (Permission denied) |" in markdown
+    assert "| copied-abc/seed-0/result.json | holds the result of another run" in markdown

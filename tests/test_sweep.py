@@ -188,9 +188,133 @@ def test_run_held_by_another_process_is_skipped(tmp_path):
     with sweep.claim(folder) as mine:
         assert mine
         # flock locks belong to the open file, so a second open in this process conflicts like another process
-        result = sweep.sweep([spec], tmp_path, runner=CountingRunner(), log=None)
+        result = sweep.sweep([spec], tmp_path, runner=CountingRunner(), log=None, wait_busy=False)
     assert result.busy == [str(folder.relative_to(tmp_path))] and not result.results
     assert sweep.sweep([spec], tmp_path, runner=CountingRunner(), log=None).trained
+
+
+def test_result_json_that_is_not_a_result_is_redone_not_a_traceback(tmp_path, capsys):
+    """Issue #16 row 4: a result.json holding [1, 2, 3]: sweep, sweep --dry-run and report go on."""
+    from lqbench import cli
+
+    spec = _base(seeds=[0, 1])
+    sweep.sweep([spec], tmp_path, runner=CountingRunner(), log=None)
+    garbage = experiment.run_dir(spec, 1, tmp_path) / "result.json"
+    garbage.write_text("[1, 2, 3]")
+    assert sweep.finished_result(garbage.parent) is None
+    result, reason = sweep.read_result(garbage)
+    assert result is None and "not a run result" in reason and "list" in reason
+
+    sweep_file = tmp_path / "spec.toml"
+    spec.save(sweep_file)
+    assert cli.main(["sweep", str(sweep_file), "--output", str(tmp_path), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "seed-1: unusable result.json, will be redone: not a run result" in printed
+    assert cli.main(["report", str(tmp_path), "--no-figures", "--no-hparams"]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped 1" in printed and "not a run result" in printed
+
+    runner = CountingRunner()
+    again = sweep.sweep([spec], tmp_path, runner=runner, log=None)
+    assert again.trained == [str(garbage.parent.relative_to(tmp_path))] and len(again.reused) == 1
+    assert RunResult.load(garbage).seed == 1
+
+
+def test_another_runs_result_copied_in_is_not_taken_as_done(tmp_path):
+    """Issue #16 row 11 (sweep side): a result.json copied from another run's folder is redone."""
+    import shutil
+
+    spec = _base(seeds=[0, 1])
+    sweep.sweep([spec], tmp_path, runner=CountingRunner(), log=None)
+    seed0, seed1 = (experiment.run_dir(spec, seed, tmp_path) for seed in (0, 1))
+    shutil.copy(seed0 / "result.json", seed1 / "result.json")  # seed 0's result in seed 1's folder
+    result, reason = sweep.read_result(seed1 / "result.json")
+    assert result is None and "another run" in reason and "seed-0" in reason
+    runner = CountingRunner()
+    again = sweep.sweep([spec], tmp_path, runner=runner, log=None)
+    assert again.trained == [str(seed1.relative_to(tmp_path))]
+    assert RunResult.load(seed1 / "result.json").seed == 1
+
+
+def test_a_name_cannot_write_outside_the_output_folder(tmp_path, capsys):
+    """Issue #16 row 8: name = "../../escape" is refused with one line, before anything is written."""
+    from lqbench import cli
+
+    output = tmp_path / "a" / "b" / "out"
+    spec_file = tmp_path / "spec.toml"
+    spec_file.write_text('name = "../../escape"\ndataset = "digits"\nmodel = "binarynet_mlp"\n'
+                         'model_args = {hidden_units = [8]}\nepochs = 1\n')
+    assert cli.main(["sweep", str(spec_file), "--output", str(output)]) == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1 and "'../../escape'" in error and "must not" in error
+    assert cli.main(["train", "--spec", str(spec_file), "--output", str(output)]) == 2
+    assert "'../../escape'" in capsys.readouterr().err
+    for bad in ("../x", "a/b", ".hidden", "", "c\\d"):
+        with pytest.raises(ValueError, match="cannot name a run folder"):
+            experiment.run_dir(_Named(bad), 0, output)
+    assert not any(p.name.startswith("escape") for p in tmp_path.rglob("*"))  # nothing written anywhere
+    assert not output.exists()
+
+
+class _Named:
+    """A stand-in spec with any name (the spec may accept names a folder cannot have)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def key(self):
+        return "k"
+
+
+def test_two_sweeps_on_one_folder_wait_for_each_other_without_false_recovery(tmp_path):
+    """Issue #16 row 12: another sweep finishes a run while this one works: no "recovered" line,
+    nothing left "busy", every result in the outcome."""
+    import threading
+
+    first, second = _base(name="first", seeds=[0]), _base(name="second", seeds=[0])
+    held = experiment.run_dir(second, 0, tmp_path)
+    claimed, finished = threading.Event(), threading.Event()
+
+    def other_sweep():  # holds "second" and finishes it while this sweep trains "first"
+        with sweep.claim(held) as mine:
+            assert mine
+            claimed.set()
+            time.sleep(0.5)
+            result = CountingRunner()(second, 0, tmp_path)
+            sweep._append_index(tmp_path, held, result)
+        finished.set()
+
+    class SlowRunner(CountingRunner):
+        def __call__(self, spec, seed, output_dir, **kwargs):
+            finished.wait(10)
+            return super().__call__(spec, seed, output_dir, **kwargs)
+
+    thread = threading.Thread(target=other_sweep)
+    thread.start()
+    claimed.wait(5)
+    # "second" is busy when first reached, and done by the time this sweep looks again
+    outcome = sweep.sweep([second, first], tmp_path, runner=SlowRunner(), log=None)
+    thread.join()
+    assert not outcome.busy and len(outcome.results) == 2 and not outcome.failed
+    assert outcome.reused == [str(held.relative_to(tmp_path))]
+    assert [e["recovered"] for e in sweep.load_index(tmp_path)] == [False, False]
+
+    # and a sweep that finds a run held by a live process waits for it rather than skipping it
+    late = _base(name="late", seeds=[0])
+    folder = experiment.run_dir(late, 0, tmp_path)
+    release = threading.Event()
+
+    def hold():
+        with sweep.claim(folder):
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    time.sleep(0.1)
+    threading.Timer(0.5, release.set).start()
+    waited = sweep.sweep([late], tmp_path, runner=CountingRunner(), log=None)
+    holder.join()
+    assert waited.trained == [str(folder.relative_to(tmp_path))] and not waited.busy
 
 
 # ---------------------------------------------------------------------------- real training
@@ -221,7 +345,7 @@ def test_sweep_cli_survives_sigkill(tmp_path):
     process.wait()
     done_before = {f: (f / "result.json").read_bytes() for f in folders if (f / "result.json").exists()}
     assert 0 < len(done_before) < len(folders), "the kill must interrupt the sweep"
-    first_pid = str(process.pid)
+    pids_before = {f: _events_pids(f) if (f / "logs").exists() else [] for f in folders}  # each run's own process
 
     restart = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert restart.returncode == 0, restart.stdout[-3000:] + restart.stderr[-3000:]
@@ -232,9 +356,9 @@ def test_sweep_cli_survives_sigkill(tmp_path):
         assert pids and len(set(pids)) == 1, (folder, pids)  # one training wrote this run's logs
         if folder in done_before:
             assert (folder / "result.json").read_bytes() == done_before[folder]  # not redone
-            assert pids[0] == first_pid
+            assert pids == pids_before[folder]
         else:
-            assert pids[0] != first_pid  # the killed run was redone from scratch by the restart
+            assert pids[0] not in pids_before[folder]  # the killed run was redone from scratch by the restart
     index = sweep.load_index(output)
     paths = [e["path"] for e in index]
     assert sorted(paths) == sorted(str(f.relative_to(output)) for f in folders)  # each run exactly once

@@ -1,6 +1,7 @@
 """LCE conversion, verification and host benchmark of lqbench.tflite (real conversions, tiny models)."""
 import json
 import os
+import pathlib
 import platform
 
 import larq as lq
@@ -360,3 +361,22 @@ def test_bench_command_on_host(converted, tmp_path, capsys):
     assert len(out_csv.read_text().splitlines()) == 3
 
 # The zoo conversions (every conv model at a reduced size, verified) are in test_tflite_rewrite.py.
+
+
+def test_bench_refuses_a_truncated_flatbuffer_in_one_line(converted, tmp_path):
+    """Issue #16 row 3: a truncated .tflite made the interpreter segfault (exit 139, no message)."""
+    import subprocess
+    import sys
+
+    whole = pathlib.Path(converted["path"]).read_bytes()
+    for cut in (len(whole) // 2, len(whole) - 100, 40):
+        (tmp_path / f"cut{cut}.tflite").write_bytes(whole[:cut])
+        with pytest.raises(ValueError, match="truncated or corrupt TFLite flatbuffer"):
+            tfl.check_flatbuffer((tmp_path / f"cut{cut}.tflite").read_bytes(), f"cut{cut}.tflite")
+    tfl.check_flatbuffer(whole)  # the whole file passes
+    truncated = tmp_path / f"cut{len(whole) // 2}.tflite"
+    run = subprocess.run([sys.executable, "-m", "lqbench.cli", "bench", str(truncated), "--runs", "1"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2, (run.returncode, run.stderr[-2000:])
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lqbench bench: error: ") and "truncated or corrupt" in lines[0]

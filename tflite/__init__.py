@@ -19,7 +19,15 @@
     ```
 """
 from lqbench.tflite.analysis import LayerFinding, PoolFinding, analyze, op_counts, weight_bytes
-from lqbench.tflite.benchmark import KERNEL_CHOICES, BenchResult, Comparison, benchmark, compare, host_label
+from lqbench.tflite.benchmark import (
+    KERNEL_CHOICES,
+    BenchResult,
+    Comparison,
+    benchmark,
+    check_flatbuffer,
+    compare,
+    host_label,
+)
 from lqbench.tflite.convert import (
     Audit,
     ConversionError,
@@ -71,6 +79,7 @@ __all__ = [
     "analyze",
     "benchmark",
     "benchmark_flags",
+    "check_flatbuffer",
     "compare",
     "convert",
     "float_twin",

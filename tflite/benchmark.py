@@ -140,7 +140,60 @@ def _read(path) -> tuple[str, bytes]:
     data = path.read_bytes()
     if data[4:8] != b"TFL3":
         raise ValueError(f"{path} is not a TFLite flatbuffer (no TFL3 identifier)")
+    check_flatbuffer(data, path)
     return path.name, data
+
+
+def check_flatbuffer(data: bytes, where: str | os.PathLike = "flatbuffer") -> None:
+    """Raise `ValueError` (one line) unless ``data`` is a whole, consistent TFLite model.
+
+    The TFLite interpreter trusts its input: a truncated or corrupt file makes it read past
+    the buffer (a segmentation fault, not an exception). Every table, vector and string of
+    the model is therefore read once in Python first (bounds-checked), and every index the
+    interpreter follows (operator codes, tensors, buffers, external buffer offsets) is checked
+    against what exists.
+    """
+    import struct
+
+    from larq_compute_engine.mlir.python import tflite_schema as schema
+
+    size = len(data)
+
+    def bad(reason: str) -> ValueError:
+        return ValueError(f"{where}: truncated or corrupt TFLite flatbuffer ({size} bytes): {reason}; "
+                          "convert the model again (`lqbench convert`)")
+
+    if size < 16 or data[4:8] != b"TFL3":
+        raise bad("too short or no TFL3 identifier")
+    root = int.from_bytes(data[:4], "little")
+    if not 8 <= root < size:
+        raise bad(f"root table offset {root} outside the file")
+    try:
+        model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    except (struct.error, IndexError, ValueError, TypeError, UnicodeDecodeError, OverflowError, MemoryError) as e:
+        raise bad(f"cannot read the model tables ({type(e).__name__}: {e})") from None
+    codes = len(model.operatorCodes or [])
+    buffers = model.buffers or []
+    if not model.subgraphs:
+        raise bad("no subgraph")
+    for b, buffer in enumerate(buffers):
+        if buffer.offset and (buffer.offset < 0 or buffer.offset + buffer.size > size):
+            raise bad(f"buffer {b} points to bytes {buffer.offset}..{buffer.offset + buffer.size} beyond the end")
+    for g, graph in enumerate(model.subgraphs):
+        tensors = graph.tensors or []
+        for t, tensor in enumerate(tensors):
+            if not 0 <= tensor.buffer < max(len(buffers), 1):
+                raise bad(f"subgraph {g} tensor {t} names buffer {tensor.buffer} of {len(buffers)}")
+        referenced = list(graph.inputs if graph.inputs is not None else []) + \
+            list(graph.outputs if graph.outputs is not None else [])
+        for o, op in enumerate(graph.operators or []):
+            if not 0 <= op.opcodeIndex < codes:
+                raise bad(f"subgraph {g} operator {o} has operator code {op.opcodeIndex} of {codes}")
+            referenced += [i for i in list(op.inputs if op.inputs is not None else []) +
+                           list(op.outputs if op.outputs is not None else []) if i != -1]
+        for index in referenced:
+            if not 0 <= int(index) < len(tensors):
+                raise bad(f"subgraph {g} uses tensor {int(index)} of {len(tensors)}")
 
 
 def _check_counts(threads: int, runs: int, warmup: int) -> None:

@@ -27,8 +27,8 @@ from typing import Any
 
 from lqbench import report as reporting
 from lqbench import storage
-from lqbench.tflite import benchmark as bench
-from lqbench.tflite import convert as conversion
+from lqbench.tflite.benchmark import benchmark
+from lqbench.tflite.convert import ConversionError, ConversionWarning, convert, load_model
 
 CACHE = "deployment.json"
 
@@ -46,12 +46,12 @@ def _stamp(path: pathlib.Path) -> dict[str, Any]:
 
 def measure_model(model_path: str | os.PathLike, threads: int = 1, runs: int = 50, warmup: int = 5) -> dict[str, Any]:
     """Convert one saved model and time it on this host: the measurement fields of a record."""
-    model = conversion.load_model(model_path)
+    model = load_model(model_path)
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
-        warnings.simplefilter("ignore", conversion.ConversionWarning)
+        warnings.simplefilter("ignore", ConversionWarning)
         path = pathlib.Path(folder) / "model.tflite"
-        report = conversion.convert(model, path, allow_fallback=True)
-        timing = bench.benchmark(path, threads=threads, runs=runs, warmup=warmup, kernel="auto")
+        report = convert(model, path, allow_fallback=True)
+        timing = benchmark(path, threads=threads, runs=runs, warmup=warmup, kernel="auto")
     return {
         "binary_bytes": report.size_bytes,
         "float_bytes": report.float_size_bytes,
@@ -108,7 +108,7 @@ def measure_runs(results_dir: str | os.PathLike, threads: int = 1, runs: int = 5
         else:
             try:
                 measured = measure_model(model_path, threads=threads, runs=runs, warmup=warmup)
-            except (conversion.ConversionError, ValueError, RuntimeError, OSError) as error:
+            except (ConversionError, ValueError, RuntimeError, OSError) as error:
                 measured = {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"}
             storage.write_json(cache, {"stamp": stamp, "measurement": measured})
         records.append({**record, **measured})

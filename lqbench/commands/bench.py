@@ -11,6 +11,7 @@ from lqbench._lazy import lazy_module
 from lqbench.errors import UsageError
 
 tfl = lazy_module("lqbench.tflite")
+from lqbench.commands._types import non_negative_int, positive_float, positive_int
 
 COLUMNS = ("model", "where", "kernel", "threads", "binary_ms", "float_ms", "ratio",
            "binary_kib", "float_kib", "size_ratio", "statistic", "runs")
@@ -30,16 +31,21 @@ def register(subparsers) -> None:
     parser.add_argument("--float-twin", metavar="PATH|auto",
                         help="float model to compare with: a .tflite or Keras model, or 'auto' (the Keras "
                              "model with quantizers removed; default for Keras models)")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1], metavar="N")
-    parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--kernel", choices=("auto", "indirect", "default", "reference"), default="auto")
+    parser.add_argument("--threads", type=positive_int, nargs="+", default=[1], metavar="N",
+                        help="interpreter threads; several values give one row each (default: 1)")
+    parser.add_argument("--runs", type=positive_int, default=50, help="timed single-image inferences (default: 50)")
+    parser.add_argument("--warmup", type=non_negative_int, default=5,
+                        help="untimed inferences before timing (default: 5)")
+    parser.add_argument("--kernel", choices=("auto", "indirect", "default", "reference"), default="auto",
+                        help="binary convolution kernel on the host: auto (time each, keep the fastest), indirect "
+                             "(indirect BGEMM, single-threaded), default (ruy), reference (loops); default: auto")
     parser.add_argument("--device", metavar="adb[:SERIAL]|ssh:USER@HOST", help="run on a device instead of the host")
     parser.add_argument("--binary", metavar="PATH", help="lce_benchmark_model executable for --device")
     parser.add_argument("--target", choices=("arm", "xcore"), default="arm", help="converter target for Keras models")
     parser.add_argument("--allow-fallback", action="store_true",
                         help="benchmark Keras models even if binary layers fall back to float")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per device command")
+    parser.add_argument("--timeout", type=positive_float, default=600.0,
+                        help="seconds per device command (default: 600)")
     parser.add_argument("--csv", metavar="PATH", help="write the table as CSV")
     parser.add_argument("--json", metavar="PATH", help="write the full results as JSON")
     parser.set_defaults(func=run)

@@ -24,7 +24,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("model", metavar="MODEL_PATH", help="saved Keras model")
     parser.add_argument("--output", "-o", help="output .tflite path (default: MODEL_PATH with .tflite)")
-    parser.add_argument("--target", choices=("arm", "xcore"), default="arm")
+    parser.add_argument("--target", choices=("arm", "xcore"), default="arm",
+                        help="LCE converter target: arm (Android, Raspberry Pi; also runs on x86 hosts) or xcore "
+                             "(default: arm)")
     parser.add_argument("--allow-fallback", action="store_true",
                         help="convert even if binary layers fall back to float ops (warned)")
     parser.add_argument("--float-output", metavar="PATH", help="also write the float twin's .tflite")

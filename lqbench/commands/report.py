@@ -42,4 +42,8 @@ def run(args) -> int:
         print(markdown)
         files += more
     print("written: " + ", ".join(str(p) for p in files))
+    if written.skipped:
+        print(f"skipped {len(written.skipped)} (listed under 'Skipped' in report.md): "
+              + "; ".join(f"{path}: {reason}" for path, reason in written.skipped[:3])
+              + (" ..." if len(written.skipped) > 3 else ""))
     return 0

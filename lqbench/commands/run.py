@@ -31,6 +31,9 @@ sweep = lazy_module("lqbench.sweep")
 tf = lazy_module("tensorflow")
 tflite = lazy_module("lqbench.tflite")
 
+from lqbench.cli import progress_verbosity
+from lqbench.commands._types import non_negative_int, positive_int
+
 #: The model of the main job: a VGG-style binary CNN whose binary convolutions all become
 #: LCE binary ops, small enough for two CPU cores.
 MODEL = "vgg_small"
@@ -46,19 +49,20 @@ def register(subparsers) -> None:
     parser.add_argument("--output", default="lqbench-results/run", help="results, report and .tflite files")
     parser.add_argument("--dataset", default=None, help="default: digits, or mnist when --data-dir is given")
     parser.add_argument("--data-dir", default=None, help="folder with original dataset files (e.g. mnist/*.gz)")
-    parser.add_argument("--epochs", type=int, default=None, help="default: 15 on digits, 2 on other datasets")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--epochs", type=positive_int, default=None, help="default: 15 on digits, 2 on other datasets")
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1],
+                        help="seeds of every configuration (default: 0 1)")
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), metavar="NAME")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="examples per batch (default: 64)")
     add_execution_arguments(parser)
-    parser.add_argument("--bench-runs", type=int, default=50, help="timed inferences per model")
+    parser.add_argument("--bench-runs", type=positive_int, default=50, help="timed inferences per model (default: 50)")
     add_strategy_argument(parser)
     parser.set_defaults(func=run)
 
 
 def base_spec(args: argparse.Namespace):
     dataset = args.dataset or ("mnist" if args.data_dir else "digits")
-    epochs = args.epochs or (15 if dataset == "digits" else 2)
+    epochs = args.epochs if args.epochs is not None else (15 if dataset == "digits" else 2)
     return ExperimentSpec(
         name="run",
         dataset=dataset,
@@ -85,9 +89,10 @@ def run(args: argparse.Namespace) -> int:
     total = sum(len(s.seeds) for s in specs)
     print(f"lqbench run: {len(specs)} configurations x {len(base.seeds)} seeds = {total} runs of "
           f"{base.model} on {base.dataset}, {base.epochs} epochs each -> {output}", flush=True)
-    extra = {"strategy": strategy} if strategy is not None else {}
-    outcome = sweep.sweep(specs, output / "runs", log=lambda line: print(line, flush=True),
-                          extra_callbacks=(_epoch_progress(),), **extra)
+    # one fresh process per run (its peak memory is its own); a distributed strategy stays in this one
+    extra = ({"strategy": strategy, "extra_callbacks": (_epoch_progress(),)} if strategy is not None
+             else {"isolate": True, "verbose": progress_verbosity(False)})
+    outcome = sweep.sweep(specs, output / "runs", log=lambda line: print(line, flush=True), **extra)
     if not distribute.is_chief(strategy or tf.distribute.get_strategy()):  # the chief reports and deploys
         print("lqbench run: worker done; the chief writes the report and deploys")
         return 1 if outcome.failed else 0

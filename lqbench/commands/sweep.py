@@ -15,6 +15,8 @@ presets = lazy_module("lqbench.presets")
 storage = lazy_module("lqbench.storage")
 sweep = lazy_module("lqbench.sweep")
 tuning = lazy_module("lqbench.tuning")
+from lqbench.cli import progress_verbosity
+from lqbench.commands._types import non_negative_int, positive_int
 
 
 def register(subparsers) -> None:
@@ -28,8 +30,9 @@ def register(subparsers) -> None:
     parser.add_argument("--axis", action="append", default=[], metavar="KEY=V1,V2",
                         help="add a product axis (repeatable), e.g. algorithm=bp,dfa or binarization=W1A1,W32A32")
     parser.add_argument("--output", default="lqbench-results/sweep", help="results folder")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override every spec's seeds")
-    parser.add_argument("--epochs", type=int, default=None, help="override every spec's epochs")
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=None, metavar="SEED",
+                        help="override every spec's seeds")
+    parser.add_argument("--epochs", type=positive_int, default=None, help="override every spec's epochs")
     add_execution_arguments(parser)
     parser.add_argument("--retry-failed", action="store_true", help="redo runs recorded as failed")
     parser.add_argument("--resume-partial", action="store_true",
@@ -37,7 +40,12 @@ def register(subparsers) -> None:
     parser.add_argument("--tune", action="store_true",
                         help="grid-search every configuration first (paper 000's protocol; also `tune = true`)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their state, train nothing")
-    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no training progress (default: a progress bar per batch on a terminal, one line "
+                             "per epoch otherwise)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="train every run in this process instead of one fresh process per run (saves the "
+                             "~5 s start of each; peak memory then depends on the runs before)")
     add_strategy_argument(parser)
     parser.set_defaults(func=run)
 
@@ -78,6 +86,8 @@ def run(args) -> int:
                                    ("xla", getattr(args, "xla", None))) if v is not None}
     sweep_spec = load(args.sweep_file, args.axis, overrides)
     specs = sweep_spec.specs()
+    for spec in specs:  # before anything is written: run folders must stay inside --output
+        experiment.check_name(spec.name)
     output = pathlib.Path(args.output)
     runs = sum(len(s.seeds) for s in specs)
     print(f"sweep {sweep_spec.name}: {len(specs)} configuration(s), {runs} run(s) -> {output}")
@@ -85,13 +95,15 @@ def run(args) -> int:
         for spec in specs:
             for seed in spec.seeds:
                 folder = experiment.run_dir(spec, seed, output)
-                done = sweep.finished_result(folder)
-                state = "not started" if not folder.exists() else "partial" if done is None else f"done ({done.status})"
+                done, problem = sweep.read_result(folder / sweep.RESULT)
+                state = ("not started" if not folder.exists() else f"done ({done.status})" if done is not None
+                         else "partial (will be redone)" if problem == "missing"
+                         else f"unusable result.json, will be redone: {problem}")
                 print(f"  {folder.relative_to(output)}: {state}")
         return 0
     output.mkdir(parents=True, exist_ok=True)
     storage.write_atomic(output / "sweep.toml", sweep_spec.to_toml())
-    kwargs = dict(verbose=0 if args.quiet else 2)
+    kwargs = dict(verbose=progress_verbosity(args.quiet))
     strategy = distribute.strategy_from_arguments(args)
     if strategy is not None:
         kwargs["strategy"] = strategy
@@ -99,7 +111,7 @@ def run(args) -> int:
         outcome = tuning.tune_each(specs, output, tuner=sweep_spec.tuner, max_trials=sweep_spec.max_trials, **kwargs)
     else:
         outcome = sweep.sweep(specs, output, retry_failed=args.retry_failed, resume_partial=args.resume_partial,
-                              **kwargs)
+                              isolate=not args.in_process, **kwargs)
     print(f"finished: {len(outcome.results)} run(s) ({len(outcome.trained)} trained now, {len(outcome.reused)} done "
           f"before, {len(outcome.failed)} failed, {len(outcome.busy)} running elsewhere); "
           f"`lqbench report {output}` for the tables")

@@ -17,7 +17,12 @@ def register(subparsers) -> None:
                     "--set model_args.hidden_units=[512,512] --set method_args.gamma=1e-3).")
     add_spec_arguments(parser)
     parser.add_argument("--output", default="lqbench-results", help="results folder")
-    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no training progress (default: a progress bar per batch on a terminal, one line "
+                             "per epoch otherwise)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="train the seeds in this process instead of one fresh process per seed (peak memory "
+                             "then depends on the seeds before)")
     add_strategy_argument(parser)
     parser.set_defaults(func=run)
 
@@ -27,8 +32,14 @@ def run(args) -> int:
     strategy = distribute.strategy_from_arguments(args)
     spec = spec_from_arguments(args)
     failed = 0
+    from lqbench.cli import progress_verbosity
+
+    verbose = progress_verbosity(args.quiet)
     for seed in spec.seeds:
-        result = experiment.run(spec, seed, args.output, verbose=0 if args.quiet else 2, strategy=strategy)
+        if strategy is None and not args.in_process:  # its own process: its peak memory is its own
+            result = experiment.run_isolated(spec, seed, args.output, verbose=verbose)
+        else:
+            result = experiment.run(spec, seed, args.output, verbose=verbose, strategy=strategy)
         if result.status != "ok":
             failed += 1
             print(f"seed {seed}: FAILED: {result.error}")

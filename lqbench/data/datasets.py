@@ -21,9 +21,11 @@ Sources, tried in this order (never another dataset in place of the one asked fo
    ``seed``). Found-but-broken files raise `DataError`: no fallback.
 2. **tfds** -- tensorflow-datasets (``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``,
    ``svhn_cropped``, ``imagenette/320px-v2``) in ``LQBENCH_TFDS_DIR`` or ``TFDS_DATA_DIR`` (else
-   TFDS's default ``~/tensorflow_datasets``). With ``download=False`` (the default when
-   ``LQBENCH_OFFLINE=1``) a dataset that is not prepared there fails at once with a
-   `DataError`; TFDS is never asked to touch the network on that path.
+   TFDS's default ``~/tensorflow_datasets``). A dataset that is not prepared there fails at
+   once with a `DataError` naming what was looked for and how to obtain it; TFDS downloads
+   only when asked (``download=True``, ``lqbench ... --download`` or ``LQBENCH_DOWNLOAD=1``;
+   ``LQBENCH_OFFLINE=1`` refuses even then), so TFDS is never asked to touch the network by
+   default (offline, its retries take minutes).
 3. **embedded** -- ``digits`` only: scikit-learn's 8x8 digits (1797 images, values 0..16),
    the offline default. Its test split is a fixed stratified 20% (360 images), so
    train/val/test = 1294/144/359 for every seed.
@@ -80,7 +82,11 @@ class DatasetInfo:
         num_classes: number of classes; labels are 0..num_classes-1.
         class_names: the class names in label order, or None when unknown.
         sizes: ``{"train": n, "val": n, "test": n}`` example counts (also as ``splits``).
-        source: ``"files"``, ``"tfds"`` or ``"embedded"``.
+        source: ``"files"``, ``"tfds"`` (prepared locally), ``"embedded"``, or
+            ``"tfds-download"`` (not here; TFDS would download it because downloading was
+            asked for: the sizes are the published ones).
+        location: where the data are (folder, archive or TFDS folder), or what would be
+            downloaded.
         horizontal_flip: whether a horizontal flip keeps labels meaningful (used by augment).
         mean, std: per-channel normalisation statistics of pixels scaled to [0, 1].
     """
@@ -94,6 +100,7 @@ class DatasetInfo:
     horizontal_flip: bool
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
+    location: str = ""
 
     @property
     def splits(self) -> dict:
@@ -212,11 +219,24 @@ def _tfds_dir() -> str | None:
     return os.environ.get("LQBENCH_TFDS_DIR") or os.environ.get("TFDS_DATA_DIR") or None
 
 
+_TRUE = ("1", "true", "yes", "on")
+
+
 def _download_default(download) -> tuple[bool, str]:
-    if download is not None:
-        return bool(download), "download=False"
-    offline = os.environ.get("LQBENCH_OFFLINE", "").lower() in ("1", "true", "yes")
-    return (not offline), "LQBENCH_OFFLINE=1"
+    """Whether TFDS may download, and the reason when it may not.
+
+    Downloads happen only on request (``download=True`` or ``LQBENCH_DOWNLOAD=1``, which
+    ``--download`` sets); ``LQBENCH_OFFLINE=1`` forbids them even then.
+    """
+    if download is not None and not download:
+        return False, "download=False"
+    if os.environ.get("LQBENCH_OFFLINE", "").lower() in _TRUE:
+        return False, "LQBENCH_OFFLINE=1"
+    if download:
+        return True, ""
+    if os.environ.get("LQBENCH_DOWNLOAD", "").lower() in _TRUE:
+        return True, ""
+    return False, "pass --download (or LQBENCH_DOWNLOAD=1) to let tensorflow-datasets fetch it"
 
 
 def _memory_budget() -> int:
@@ -315,9 +335,22 @@ def _resolve(spec: _Spec, data_dir, download) -> _Raw:
             reader, path = found
             return _cached((spec.name, str(path), _stamp(path)), functools.partial(reader, path))
     if spec.tfds_name is None:
-        where = f"in {root}" if root is not None else "(no data_dir and LQBENCH_DATA_DIR is unset)"
-        raise DataError(f"{spec.name}: no files found {where}; {hint}")
-    return _cached(("tfds", spec.tfds_name, _tfds_dir()), lambda: _read_tfds(spec, download, hint))
+        raise DataError(f"{spec.name}: no files found {_looked_in(spec, root)}; {hint}")
+    looked = _looked_in(spec, root)
+    return _cached(("tfds", spec.tfds_name, _tfds_dir()), lambda: _read_tfds(spec, download, hint, looked))
+
+
+def _looked_in(spec: _Spec, root: pathlib.Path | None) -> str:
+    if root is None:
+        return "(no --data-dir and LQBENCH_DATA_DIR is unset)"
+    folder = root / spec.name
+    if folder.is_dir():
+        try:
+            empty = not any(folder.iterdir())
+        except OSError as error:
+            return f"in {root} ({folder}: {error.strerror.lower()})"
+        return f"in {root} ({folder} is {'empty' if empty else 'not in a known layout'})"
+    return f"in {root}"
 
 
 def _find_files(spec: _Spec, root: pathlib.Path, hint: str):
@@ -422,18 +455,19 @@ def _read_folder(root: pathlib.Path, default_size, hint: str, spec: _Spec | None
                 lazy=True, from_files=True, where=str(root))
 
 
-def _read_tfds(spec: _Spec, download, hint: str) -> _Raw:
+def _read_tfds(spec: _Spec, download, hint: str, looked: str = "") -> _Raw:
     import tensorflow_datasets as tfds
 
     if download == "probe":  # info(): never download; the reason is the environment's
-        allowed, reason = False, _download_default(None)[1]
+        allowed, reason = False, _download_default(None)[1] or "info() never downloads"
     else:
         allowed, reason = _download_default(download)
     builder = tfds.builder(spec.tfds_name, data_dir=_tfds_dir())
     if not builder.is_prepared():
         if not allowed:
+            files = f"no files {looked} and " if looked else ""
             raise _NotPrepared(
-                f"{builder.data_dir}: TFDS dataset {spec.tfds_name!r} is not prepared there and "
+                f"{spec.name}: {files}TFDS dataset {spec.tfds_name!r} is not prepared in {builder.data_dir}; "
                 f"downloading is off ({reason}); {hint}"
             )
         builder.download_and_prepare()
@@ -521,9 +555,10 @@ def _check_args(split, seed, batch_size=1, image_size=None):
 def info(name: str, data_dir=None) -> DatasetInfo:
     """Shape, classes, split sizes and source of a dataset, without downloading anything.
 
-    When a TFDS dataset is not prepared locally but may be downloaded (``LQBENCH_OFFLINE``
-    unset), the answer is the dataset's published metadata with ``source="tfds"``; when it
-    may not be downloaded, or files are missing or corrupt, `DataError` is raised.
+    When a TFDS dataset is not prepared locally but downloading was asked for
+    (``LQBENCH_DOWNLOAD=1``, ``--download``), the answer is the dataset's published metadata
+    with ``source="tfds-download"``; when it may not be downloaded (the default), or files
+    are missing or corrupt, `DataError` is raised.
 
     !!! example
         ```python
@@ -539,15 +574,17 @@ def info(name: str, data_dir=None) -> DatasetInfo:
             raise
         return DatasetInfo(
             spec.name, spec.shape, spec.num_classes, spec.class_names,
-            _split_sizes(*spec.official_sizes), "tfds", spec.preprocessing.horizontal_flip,
+            _split_sizes(*spec.official_sizes), "tfds-download", spec.preprocessing.horizontal_flip,
             spec.preprocessing.mean, spec.preprocessing.std,
+            location=f"TFDS {spec.tfds_name!r} into {_tfds_dir() or '~/tensorflow_datasets'} (not downloaded yet)",
         )
     sizes = _split_sizes(len(raw.train[1]), len(raw.test[1]) if raw.test is not None else None)
     prep = spec.preprocessing
     mean, std = prep.channel_stats(int(raw.shape[2]))
+    location = raw.where or ("scikit-learn's load_digits" if raw.source == "embedded" else "")
     return DatasetInfo(
         spec.name, tuple(int(v) for v in raw.shape), spec.num_classes or len(raw.class_names or ()),
-        raw.class_names, sizes, raw.source, prep.horizontal_flip, mean, std,
+        raw.class_names, sizes, raw.source, prep.horizontal_flip, mean, std, location=location,
     )
 
 
@@ -600,8 +637,9 @@ def load(
         image_size: ``(height, width)`` to resize to (bilinear), e.g. ``(224, 224)``.
         shuffle: reshuffle every epoch; default True for ``train``, False otherwise.
         drop_remainder: drop the last incomplete batch.
-        download: let tensorflow-datasets download a missing dataset; default True unless
-            env ``LQBENCH_OFFLINE=1``.
+        download: let tensorflow-datasets download a dataset that is not prepared locally;
+            default False unless env ``LQBENCH_DOWNLOAD=1`` (``--download``); never with
+            ``LQBENCH_OFFLINE=1``.
 
     Datasets that fit in memory (all array datasets; image folders whose decoded images take
     at most ``LQBENCH_MEMORY_MB``, default 1024 MB) are decoded once and held as uint8;

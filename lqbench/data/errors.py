@@ -3,8 +3,11 @@
 from lqbench.errors import LqbenchError
 
 
-class DataError(LqbenchError):
+class DataError(LqbenchError, ValueError):
     """A dataset is missing or corrupt.
+
+    A `ValueError` (bad input the user can fix), so the command line prints its one line
+    without a traceback.
 
     The message is one line: the file (or folder), what is wrong with it, and how to obtain
     the data. lqbench never falls back silently to another source or another dataset when
