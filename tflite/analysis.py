@@ -345,7 +345,18 @@ def _signed_by(layer, depth: int = 4, channel_reshapes_only: bool = False):
         if channel_reshapes_only and not _keeps_channels(consumers[0]):
             return None
         return _signed_by(consumers[0], depth - 1, channel_reshapes_only)
+    if depth > 0 and _sign_preserving(consumers[0]):
+        return _signed_by(consumers[0], depth - 1, channel_reshapes_only)
     return None
+
+
+def _sign_preserving(layer) -> bool:
+    """An activation layer with sign(f(x)) = sign(x), e.g. IR-Net's hard tanh before the sign
+    (`vgg_small(hardtanh_before_sign=True)`): LCE still fuses the pool with the sign (measured)."""
+    if not isinstance(layer, tf.keras.layers.Activation):
+        return False
+    name = getattr(layer.activation, "__name__", str(layer.activation))
+    return name.split(">")[-1] in ("hard_tanh", "htanh")
 
 
 def _pools(model, target: str) -> list[PoolFinding]:
