@@ -149,6 +149,8 @@ _BINARIZATION_TYPES = (
     _hp.Hparam("clip_weights", "bool", True),
     _hp.Hparam("weight_estimator_kwargs", "any", {}),
     _hp.Hparam("activation_estimator_kwargs", "any", {}),
+    _hp.Hparam("inputs", "str", "all", choices=("all", "activations")),
+    _hp.Hparam("pad_values", "float", 1.0, choices=(0.0, 1.0)),
 )
 
 _TABLES = ("model_args", "algorithm_args", "method_args", "binarization", "distillation")
