@@ -77,7 +77,7 @@ def check_name(name: Any) -> str:
     """``name`` if it can name a run folder, else `ValueError` saying what is allowed."""
     if (not isinstance(name, str) or not name or name.startswith(".") or any(c in name for c in "/\\\0")
             or name.strip() != name):
-        raise ValueError(f"name {name!r} cannot name a run folder: it must be non-empty, must not start with '.' "
+        raise ConfigValueError(f"name {name!r} cannot name a run folder: it must be non-empty, must not start with '.' "
                          "or contain '/', '\\' (it becomes one folder inside --output)")
     return name
 

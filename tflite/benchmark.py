@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from lqbench.errors import ConfigValueError
+
 from lqbench.tflite import analysis
 from lqbench.tflite.convert import KERNELS, _interpreter, kernel_error, native_stderr
 
@@ -160,7 +162,7 @@ def check_flatbuffer(data: bytes, where: str | os.PathLike = "flatbuffer") -> No
     size = len(data)
 
     def bad(reason: str) -> ValueError:
-        return ValueError(f"{where}: truncated or corrupt TFLite flatbuffer ({size} bytes): {reason}; "
+        return ConfigValueError(f"{where}: truncated or corrupt TFLite flatbuffer ({size} bytes): {reason}; "
                           "convert the model again (`lqbench convert`)")
 
     if size < 16 or data[4:8] != b"TFL3":

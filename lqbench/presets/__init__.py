@@ -27,13 +27,12 @@ or ``lqbench sweep small-digits-algorithms --output results/small``.
 from __future__ import annotations
 
 import pathlib
-import tomllib
 
+from lqbench._compat import tomllib
 from lqbench.errors import ConfigValueError
 from lqbench.spec import ExperimentSpec
 from lqbench.sweep import SweepSpec
 
-from lqbench._compat import tomllib
 
 HERE = pathlib.Path(__file__).resolve().parent
 
