@@ -25,6 +25,8 @@ import os
 import sys
 
 import lqbench
+from lqbench import names
+from lqbench._keras_env import NativeStderrFilter, quiet_python_logs, verbose_requested
 from lqbench.errors import LqbenchError, UsageError
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
@@ -56,24 +58,8 @@ def _add_common_flags(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def _names(kind: str) -> str:
-    """The valid names of one registry, for --help (empty if it cannot be read)."""
-    import importlib
-
-    where = {
-        "model": ("lqbench.models", "available"),
-        "dataset": ("lqbench.data", "available"),
-        "algorithm": ("lqbench.algorithms", "available"),
-        "optimizer": ("lqbench.recipes", "available"),
-        "method": ("lqbench.methods", "available"),
-        "estimator": ("lqbench.estimators", "available"),
-        "schedule": ("lqbench.schedules", "available"),
-        "preset": ("lqbench.presets", "available"),
-    }[kind]
-    try:
-        names = getattr(importlib.import_module(where[0]), where[1])()
-    except Exception:  # noqa: BLE001 - help text only; an unknown name still fails with the list at use
-        return ""
-    return ", ".join(sorted(dict.fromkeys(str(n) for n in names)))
+    """The valid names of one registry, for --help (`lqbench.names`: no TensorFlow to load)."""
+    return ", ".join(names.names(kind))
 
 
 #: Help of the spec flags that were registered without one: (text, registry whose names it lists).
@@ -151,8 +137,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; ``argv=None`` (the ``lqbench`` program) also filters native logs."""
-    from lqbench._keras_env import NativeStderrFilter, quiet_python_logs, verbose_requested
-
     if argv is None and not verbose_requested():
         NativeStderrFilter().start()  # C++ log lines no TF_CPP_MIN_LOG_LEVEL reaches (XLA's)
     parser = build_parser()

@@ -189,3 +189,13 @@ def test_help_of_every_command_explains_every_flag_and_lists_the_names():
             assert value in train, value
     assert "vgg_small" in commands["models"].format_help()
     assert "--download" in train and "--verbose" in commands["bench"].format_help()
+
+
+def test_help_names_equal_the_registries():
+    """`lqbench.names` (what --help lists without loading TensorFlow) cannot drift from the registries."""
+    from lqbench import algorithms, data, estimators, methods, models, names, presets, recipes, schedules
+
+    registries = {"model": models, "dataset": data, "algorithm": algorithms, "method": methods, "optimizer": recipes,
+                  "estimator": estimators, "schedule": schedules, "preset": presets}
+    for kind, module in registries.items():
+        assert names.names(kind) == tuple(sorted(dict.fromkeys(str(n) for n in module.available()))), kind
