@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 
+from invocations import record_invocation  # bench/ is on sys.path when a script runs
+
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 TARGET_S = 45.0
@@ -68,13 +70,6 @@ def run(algorithm: str, mode: str, epochs: int, data_dir: pathlib.Path, output: 
             "execution": r.get("execution"), "jit_compile": r["jit_compile"],
             "test_accuracy": r["test_accuracy"], "command": "lqbench " + shown.replace(str(data_dir), "DIR")
             .replace(str(output), "OUT")}
-
-
-def record_invocation(out: dict, argv, started: str, seconds: float, script: str) -> None:
-    """Append this command line to ``out["invocations"]`` (kept when the part is run in pieces)."""
-    command = f"python bench/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
-    out.setdefault("invocations", []).append({"command": command.strip(), "started": started,
-                                              "seconds": round(seconds, 1)})
 
 
 def main(argv=None) -> int:

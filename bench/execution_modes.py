@@ -32,6 +32,8 @@ import pathlib
 import subprocess
 import sys
 
+from invocations import record_invocation  # bench/ is on sys.path when a script runs
+
 HERE = pathlib.Path(__file__).resolve().parent
 TARGET = 1.05  # default mode's step time at most 5 % above the fastest mode's
 SHAPES = {"binarynet_mlp": (28, 28, 1), "lenet": (28, 28, 1)}  # others: (32, 32, 3)
@@ -71,13 +73,6 @@ def one(model: str, algorithm: str, batch_size: int, steps: int, epochs: int) ->
             "epoch_s": {m: v["first_step_s"] + (steps_per_epoch - 1) * v["seconds_per_step"]
                         for m, v in check.items()},
             "seconds": time.perf_counter() - start}
-
-
-def record_invocation(out: dict, argv, started: str, seconds: float, script: str) -> None:
-    """Append this command line to ``out["invocations"]`` (kept when the part is run in pieces)."""
-    command = f"python bench/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
-    out.setdefault("invocations", []).append({"command": command.strip(), "started": started,
-                                              "seconds": round(seconds, 1)})
 
 
 def main(argv=None) -> int:

@@ -55,6 +55,8 @@ import subprocess
 import sys
 import time
 
+from invocations import record_invocation  # bench/ is on sys.path when a script runs
+
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
@@ -131,13 +133,6 @@ def run_lqbench(model: str, method: str, epochs: int, steps: int | None, tuned: 
             else p.training_bytes / 2**20,
             "peak_source": p.peak_source, "execution": r.get("execution"),
             "train_loss": r["train_loss"], "setup_kwargs": kwargs}
-
-
-def record_invocation(out: dict, argv, started: str, seconds: float, script: str) -> None:
-    """Append this command line to ``out["invocations"]`` (kept when the part is run in pieces)."""
-    command = f"python bench/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
-    out.setdefault("invocations", []).append({"command": command.strip(), "started": started,
-                                              "seconds": round(seconds, 1)})
 
 
 def main(argv=None) -> int:

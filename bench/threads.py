@@ -26,6 +26,8 @@ import pathlib
 import subprocess
 import sys
 
+from invocations import record_invocation  # bench/ is on sys.path when a script runs
+
 HERE = pathlib.Path(__file__).resolve().parent
 MODELS = {"resnet20": ((32, 32, 3), {}, ("off",)), "binarynet_mlp": ((28, 28, 1), {}, ("off", "on"))}
 
@@ -48,13 +50,6 @@ def child(intra: int, inter: int, steps: int) -> dict:
                                     min_steps=steps, max_steps=steps, budget_s=0)
         out["models"][name] = {m: timings[m]["seconds_per_step"] for m in modes if m in timings}
     return out
-
-
-def record_invocation(out: dict, argv, started: str, seconds: float, script: str) -> None:
-    """Append this command line to ``out["invocations"]`` (kept when the part is run in pieces)."""
-    command = f"python bench/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
-    out.setdefault("invocations", []).append({"command": command.strip(), "started": started,
-                                              "seconds": round(seconds, 1)})
 
 
 def main(argv=None) -> int:
