@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from lqbench import hparams as _hp
 from lqbench.errors import IncompatibleError
-from lqbench.optimizers import _common
+from lqbench.optimizers import RealKernel, _common
 
 __all__ = ["Method", "Phase", "split_epochs"]
 
@@ -183,3 +183,19 @@ def split_epochs(epochs: int, fractions) -> list[int]:
                 counts[donor] -= 1
                 counts[i] += 1
     return counts
+
+
+class ProjectedKernelsMethod(Method):
+    """A method that trains real-valued latent kernels in \\([-1, 1]\\) (the kernel quantizers
+    become `RealKernel` while it trains) and projects them to \\(\\pm 1\\) at the end: BNEW, ProxQuant."""
+
+    def prepare(self, model) -> None:
+        kernels = _common.require_binary_kernels(self.name, model)
+        _common.swap_kernel_quantizers(model, lambda original: RealKernel())
+        for var in kernels:
+            v = _common.latent(var)
+            v.assign(tf.clip_by_value(v.read_value(), -1.0, 1.0))
+
+    def finalize(self, model) -> None:
+        _common.project_sign(model)
+        _common.restore_kernel_quantizers(model)

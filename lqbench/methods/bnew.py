@@ -45,9 +45,9 @@ import tensorflow as tf
 
 from lqbench.callbacks import FinalizeBinaryKernels, find_optimizer, get_hyper, set_hyper
 from lqbench.hparams import Hparam
-from lqbench.methods.base import Method, Phase, split_epochs
+from lqbench.methods.base import Phase, ProjectedKernelsMethod, split_epochs
 from lqbench.optimizers import BNEW as BNEWRule
-from lqbench.optimizers import Adam, RealKernel, _common, frozen_binary
+from lqbench.optimizers import Adam, _common, frozen_binary
 
 __all__ = ["BNEW", "BNEWPhases", "bnew_lambda"]
 
@@ -122,7 +122,7 @@ def _freeze(trainer) -> None:
     set_hyper(find_optimizer(trainer, BNEWRule, "BNEW finetune"), "reg", 0.0)
 
 
-class BNEW(Method):
+class BNEW(ProjectedKernelsMethod):
     """BNEW's three phases (see the module docstring)."""
 
     name = "bnew"
@@ -145,17 +145,6 @@ class BNEW(Method):
     def optimizer(self, learning_rate=1e-3, weight_decay: float = 0.0):
         return _common.case(BNEWRule(learning_rate, project_first=self.project_first),
                             Adam(learning_rate, weight_decay=weight_decay), name="case_bnew")
-
-    def prepare(self, model) -> None:
-        kernels = _common.require_binary_kernels(self.name, model)
-        _common.swap_kernel_quantizers(model, lambda original: RealKernel())
-        for var in kernels:
-            v = _common.latent(var)
-            v.assign(tf.clip_by_value(v.read_value(), -1.0, 1.0))
-
-    def finalize(self, model) -> None:
-        _common.project_sign(model)
-        _common.restore_kernel_quantizers(model)
 
     def callbacks(self, epochs: int):
         """BNEW in one ``fit`` (no best-epoch restore between phases; `phases` has it), kernels \\(\\pm 1\\) at the end."""

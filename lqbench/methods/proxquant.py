@@ -23,8 +23,8 @@ import tensorflow as tf
 
 from lqbench.callbacks import FinalizeBinaryKernels, find_optimizer, get_hyper, set_hyper
 from lqbench.hparams import Hparam
-from lqbench.methods.base import Method
-from lqbench.optimizers import Adam, RealKernel, _common
+from lqbench.methods.base import ProjectedKernelsMethod
+from lqbench.optimizers import Adam, _common
 from lqbench.optimizers import ProxQuant as ProxQuantRule
 
 __all__ = ["ProxQuant", "ProxQuantSchedule"]
@@ -62,7 +62,7 @@ class ProxQuantSchedule(tf.keras.callbacks.Callback):
         return {"reg_rate": self.reg_rate, "freeze_epoch": self.freeze_epoch}
 
 
-class ProxQuant(Method):
+class ProxQuant(ProjectedKernelsMethod):
     """ProxQuant in one fit: prox steps with a growing \\(\\lambda\\), then sign + freeze."""
 
     name = "proxquant"
@@ -77,17 +77,6 @@ class ProxQuant(Method):
     def optimizer(self, learning_rate=1e-3, weight_decay: float = 0.0):
         return _common.case(ProxQuantRule(learning_rate, prox=self.prox), Adam(learning_rate, weight_decay=weight_decay),
                             name="case_proxquant")
-
-    def prepare(self, model) -> None:
-        kernels = _common.require_binary_kernels(self.name, model)
-        _common.swap_kernel_quantizers(model, lambda original: RealKernel())
-        for var in kernels:
-            v = _common.latent(var)
-            v.assign(tf.clip_by_value(v.read_value(), -1.0, 1.0))
-
-    def finalize(self, model) -> None:
-        _common.project_sign(model)
-        _common.restore_kernel_quantizers(model)
 
     def callbacks(self, epochs: int):
         freeze = int(round(self.freeze_fraction * epochs))
