@@ -318,16 +318,16 @@ class ExperimentSpec:
     def with_values(self, values: dict[str, Any]) -> "ExperimentSpec":
         """A validated copy with ``values`` set (keys as in ``grid``; dotted keys merge into tables).
 
-        Changing ``method`` or ``algorithm`` to another name starts its ``*_args`` table from
-        that name's defaults unless ``values`` sets entries of the table too (the earlier
-        method's hyperparameters do not apply to the new one). The earlier keys ``optimizer``
-        and ``optimizer_args[.key]`` are read as ``method`` and ``method_args[.key]``.
+        Changing ``model``, ``method`` or ``algorithm`` to another name starts its ``*_args``
+        table from that name's defaults, plus the entries ``values`` sets in it (the earlier
+        name's arguments do not apply to the new one), as ``--model`` does on the command line.
+        The earlier keys ``optimizer`` and ``optimizer_args[.key]`` are read as ``method`` and
+        ``method_args[.key]``.
         """
         values = _translate_legacy(values)
         config = self.to_dict()
-        for name, table in (("method", "method_args"), ("algorithm", "algorithm_args")):
-            touches_table = any(k == table or k.startswith(table + ".") for k in values)
-            if name in values and values[name] != config.get(name) and not touches_table:
+        for name, table in (("model", "model_args"), ("method", "method_args"), ("algorithm", "algorithm_args")):
+            if name in values and values[name] != config.get(name):
                 config[table] = {}
         for key, value in values.items():
             if "." in key:

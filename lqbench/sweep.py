@@ -83,8 +83,11 @@ from typing import Any, Callable, Iterable, Sequence
 import tomli_w
 
 from lqbench import experiment, storage
+from lqbench.errors import ConfigValueError
 from lqbench.results import RunResult
 from lqbench.spec import TUNERS, ExperimentSpec, SpecError, _drop_none, parse_toml
+
+ORDERS = ("configs", "seeds")  # `sweep(order=...)`, a sweep file's top-level ``order``
 
 RESULT = "result.json"
 INDEX = "index.jsonl"
@@ -190,6 +193,7 @@ class SweepSpec:
     tune: bool = False
     tuner: str = "grid"
     max_trials: int | None = None
+    order: str = "configs"  # `ORDERS`: the order `sweep` trains the (spec, seed) pairs in
 
     def specs(self) -> list[ExperimentSpec]:
         """Every spec of the sweep, without duplicates (same name and configuration)."""
@@ -204,7 +208,7 @@ class SweepSpec:
 
     @classmethod
     def from_dict(cls, config: dict[str, Any], source: str = "<sweep>") -> "SweepSpec":
-        allowed = {"name", "base", "axes", "group", "tune", "tuner", "max_trials"}
+        allowed = {"name", "base", "axes", "group", "tune", "tuner", "max_trials", "order"}
         unknown = sorted(set(config) - allowed)
         if unknown:
             raise SpecError(f"{source}: unknown sweep key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
@@ -224,8 +228,11 @@ class SweepSpec:
         tuner = config.get("tuner", "grid")
         if tuner not in TUNERS:
             raise SpecError(f"{source}: tuner: unknown value {tuner!r}; allowed: {', '.join(TUNERS)}")
+        order = config.get("order", "configs")
+        if order not in ORDERS:
+            raise SpecError(f"{source}: order: unknown value {order!r}; allowed: {', '.join(ORDERS)}")
         sweep = cls(name=config.get("name", base.name), base=base, groups=groups, tune=bool(config.get("tune", False)),
-                    tuner=tuner, max_trials=config.get("max_trials"))
+                    tuner=tuner, max_trials=config.get("max_trials"), order=order)
         sweep.specs()  # validate every combination now
         return sweep
 
@@ -235,6 +242,8 @@ class SweepSpec:
             config.update(tune=True, tuner=self.tuner)
             if self.max_trials:
                 config["max_trials"] = self.max_trials
+        if self.order != "configs":
+            config["order"] = self.order
         main = [g for g in self.groups if g["name"] is None and not g["set"]]
         if main:
             config["axes"] = main[0]["axes"]
@@ -470,6 +479,7 @@ def sweep(
     log: Callable[[str], None] | None = print,
     wait_busy: bool = True,
     isolate: bool = False,
+    order: str = "configs",
     **run_kwargs,
 ) -> SweepResult:
     """Run every spec for every one of its seeds into ``results_dir``; resumable (module doc).
@@ -488,8 +498,13 @@ def sweep(
             ``extra_callbacks`` or a ``strategy`` (those stay in this process).
         wait_busy: after the other runs, wait for the runs another process is training (and
             train them if that process dies) instead of leaving them out as ``busy``.
+        order: ``"configs"`` trains every seed of a spec before the next spec; ``"seeds"``
+            trains every spec's first seed, then every spec's second seed, ... (a sweep that is
+            interrupted early then has one run of every configuration, not all seeds of a few).
         **run_kwargs: passed to the runner (e.g. ``verbose=2``).
     """
+    if order not in ORDERS:
+        raise ConfigValueError(f"order: unknown value {order!r}; allowed: {', '.join(ORDERS)}")
     results_dir = pathlib.Path(results_dir)
     if isolate and runner is None and not run_kwargs.get("extra_callbacks") and run_kwargs.get("strategy") is None:
         from lqbench.experiment import run_isolated
@@ -503,6 +518,11 @@ def sweep(
             if (spec.name, spec.key(), seed) not in seen:
                 seen.add((spec.name, spec.key(), seed))
                 pairs.append((spec, seed))
+    if order == "seeds":  # stable: the i-th seed of every spec, in spec order, for i = 0, 1, ...
+        rank = {}
+        for spec, seed in pairs:
+            rank[(spec.name, spec.key(), seed)] = spec.seeds.index(seed)
+        pairs.sort(key=lambda pair: rank[(pair[0].name, pair[0].key(), pair[1])])
     folders = [str(experiment.run_dir(spec, seed, results_dir).relative_to(results_dir)) for spec, seed in pairs]  # names checked
     outcome = SweepResult(results=[], trained=[], reused=[], busy=[])
     done: dict[int, tuple[Any, str]] = {}

@@ -58,6 +58,19 @@ def test_with_values_dotted_keys_merge_tables():
     assert spec.binarization.activations is True  # original untouched
 
 
+def test_with_values_switching_a_name_starts_its_table_afresh():
+    spec = _spec(method="bop", method_args={"threshold": 1e-6})
+    # another model: the earlier model's arguments do not apply (as `--model` on the CLI)
+    other = spec.with_values({"model": "vgg_small", "model_args.width_multiplier": 0.25})
+    assert other.model_args == {"width_multiplier": 0.25}
+    assert spec.with_values({"model": "vgg_small"}).model_args == {}
+    assert spec.with_values({"method": "ste", "method_args.optimizer": "sgd"}).method_args == {"optimizer": "sgd"}
+    # the same name keeps and merges its table
+    assert spec.with_values({"model": spec.model, "model_args.activation": "relu"}).model_args == {
+        "hidden_units": [32], "activation": "relu"}
+    assert spec.with_values({"method_args.gamma": 1e-3}).method_args == {"threshold": 1e-6, "gamma": 1e-3}
+
+
 def test_grid_points_are_the_product_in_order():
     spec = _spec(grid={"learning_rate": [1e-3, 1e-4], "algorithm_args.gamma": [2.0, 20.0, 200.0]}, algorithm="hsic")
     points = spec.grid_points()

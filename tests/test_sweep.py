@@ -140,6 +140,27 @@ class CountingRunner:
         return result
 
 
+def test_sweep_order_seeds_trains_every_configuration_before_second_seeds(tmp_path):
+    specs = sweep.expand(_base(seeds=[3, 4]), {"algorithm": ["bp", "dfa", "drtp"]})
+    order = []
+
+    def runner(spec, seed, output_dir, **kwargs):
+        order.append((spec.algorithm, seed))
+        return CountingRunner()(spec, seed, output_dir)
+
+    sweep.sweep(specs, tmp_path / "a", runner=runner, log=None, order="seeds")
+    assert order == [("bp", 3), ("dfa", 3), ("drtp", 3), ("bp", 4), ("dfa", 4), ("drtp", 4)]
+    order.clear()
+    sweep.sweep(specs, tmp_path / "b", runner=runner, log=None)  # default "configs"
+    assert order == [("bp", 3), ("bp", 4), ("dfa", 3), ("dfa", 4), ("drtp", 3), ("drtp", 4)]
+    with pytest.raises(ValueError, match="order: unknown value 'random'; allowed: configs, seeds"):
+        sweep.sweep(specs, tmp_path / "c", runner=runner, log=None, order="random")
+    loaded = sweep.SweepSpec.from_toml("order = 'seeds'\n[base]\n")
+    assert loaded.order == "seeds" and sweep.SweepSpec.from_toml(loaded.to_toml()).order == "seeds"
+    with pytest.raises(SpecError, match="order: unknown value 'x'"):
+        sweep.SweepSpec.from_toml("order = 'x'\n[base]\n")
+
+
 def test_sweep_resumes_redoes_partial_and_records_errors(tmp_path):
     specs = sweep.expand(_base(seeds=[0, 1]), {"algorithm": ["bp", "dfa"]})
     runner = CountingRunner(fail_on={("dfa", 1)})

@@ -111,7 +111,7 @@ def run(args) -> int:
         outcome = tuning.tune_each(specs, output, tuner=sweep_spec.tuner, max_trials=sweep_spec.max_trials, **kwargs)
     else:
         outcome = sweep.sweep(specs, output, retry_failed=args.retry_failed, resume_partial=args.resume_partial,
-                              isolate=not args.in_process, **kwargs)
+                              isolate=not args.in_process, order=sweep_spec.order, **kwargs)
     print(f"finished: {len(outcome.results)} run(s) ({len(outcome.trained)} trained now, {len(outcome.reused)} done "
           f"before, {len(outcome.failed)} failed, {len(outcome.busy)} running elsewhere); "
           f"`lqbench report {output}` for the tables")
