@@ -5,13 +5,16 @@ TensorFlow 2.16 ships Keras 3 as ``tf.keras`` unless the environment variable
 Larq Compute Engine 0.16 only work with Keras 2, so lqbench sets the variable on import
 and refuses to continue when TensorFlow was already imported with Keras 3.
 """
+import atexit
 import inspect
+import logging
 import os
 import pathlib
 import random
 import re
 import sys
 import threading
+import warnings
 
 LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
 VERBOSE_VARIABLE = "LQBENCH_VERBOSE"
@@ -106,6 +109,17 @@ def verbose_requested() -> bool:
     return program in ("lqbench", "cli.py") and any(a in ("--verbose", "-v") for a in sys.argv[1:])
 
 
+def progress_verbosity(quiet: bool = False) -> int:
+    """Keras ``verbose`` for training: 0 when quiet, a progress bar per batch (1) when stdout is
+    a terminal, one line per epoch (2) when it is a file or a pipe."""
+    if quiet:
+        return 0
+    try:
+        return 1 if sys.stdout.isatty() else 2
+    except (AttributeError, ValueError):
+        return 2
+
+
 #: Library loggers whose INFO/WARNING lines are hidden unless verbose ("callback is slow",
 #: "compiled metrics have yet to be built", TFDS's and absl's chatter).
 QUIET_LOGGERS = ("tensorflow", "absl", "tensorflow_datasets", "h5py", "matplotlib", "larq")
@@ -115,9 +129,6 @@ QUIET_WARNING_MODULES = r"(tensorflow|tf_keras|keras|larq|larq_compute_engine|te
 def quiet_python_logs(verbose: bool = False) -> None:
     """Hide the Python-level logs and warnings of TensorFlow, Keras and co. below ERROR
     (lqbench's own warnings stay); with ``verbose``, show everything and tell child processes."""
-    import logging
-    import warnings
-
     if verbose:
         os.environ[VERBOSE_VARIABLE] = "1"
         return
@@ -160,8 +171,6 @@ class NativeStderrFilter:
         self._thread = None
 
     def start(self) -> "NativeStderrFilter":
-        import atexit
-
         if self._saved is not None:
             return self
         sys.stderr.flush()

@@ -26,7 +26,7 @@ import sys
 
 import lqbench
 from lqbench import names
-from lqbench._keras_env import NativeStderrFilter, quiet_python_logs, verbose_requested
+from lqbench._keras_env import NativeStderrFilter, progress_verbosity, quiet_python_logs, verbose_requested  # noqa: F401
 from lqbench.errors import LqbenchError, UsageError
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
@@ -34,17 +34,6 @@ __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
 COMMANDS = ("run", "train", "tune", "sweep", "report", "convert", "bench", "models", "datasets")
 #: Commands that load datasets (they take ``--download``).
 DATA_COMMANDS = ("run", "train", "tune", "sweep", "datasets")
-
-
-def progress_verbosity(quiet: bool = False) -> int:
-    """Keras ``verbose`` for training: 0 when quiet, a progress bar per batch (1) when stdout is
-    a terminal, one line per epoch (2) when it is a file or a pipe."""
-    if quiet:
-        return 0
-    try:
-        return 1 if sys.stdout.isatty() else 2
-    except (AttributeError, ValueError):
-        return 2
 
 
 def _add_common_flags(parser: argparse.ArgumentParser, name: str) -> None:

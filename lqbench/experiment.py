@@ -41,8 +41,11 @@ import math
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
+import traceback
 from typing import Any
 
 import numpy as np
@@ -51,10 +54,11 @@ import tensorflow as tf
 import lqbench.models as models
 from lqbench import algorithms, continuous, data, distillation, distribute, estimators, execution, methods  # noqa: F401
 from lqbench import storage  # noqa: F401
+from lqbench._keras_env import quiet_python_logs, verbose_requested
 from lqbench.binarization import Binarization
 from lqbench.callbacks import BestWeights
 from lqbench.errors import ConfigValueError
-from lqbench.profiling import MemoryMonitor
+from lqbench.profiling import ALLOCATOR_ENV, MemoryMonitor, peak_rss_bytes
 from lqbench.results import RunResult
 from lqbench.spec import ExperimentSpec
 
@@ -306,12 +310,6 @@ def run_isolated(
     does; this returns it. A child that dies without one (killed, out of memory) raises
     `RuntimeError` with its exit status; Ctrl-C stops the child and raises KeyboardInterrupt.
     """
-    import subprocess
-    import sys
-    import tempfile
-
-    from lqbench.profiling import ALLOCATOR_ENV
-
     seed = spec.seeds[0] if seed is None else seed
     directory = run_dir(spec, seed, output_dir)
     with tempfile.TemporaryDirectory(prefix="lqbench-run-") as tmp:
@@ -326,7 +324,7 @@ def run_isolated(
     if code in (-2, 130):
         raise KeyboardInterrupt
     if error is not None:  # the child's exception, as if raised here (user errors stay one line)
-        raise (ValueError if error["user_error"] else RuntimeError)(error["message"])
+        raise (ConfigValueError if error["user_error"] else RuntimeError)(error["message"])
     path = directory / "result.json"
     if not path.is_file():
         raise RuntimeError(f"the run's process exited with status {code} without a result "
@@ -336,12 +334,6 @@ def run_isolated(
 
 def _child_main() -> None:
     """Entry of `run_isolated`'s process: argv = spec path, seed, output folder, verbose, save_model."""
-    import sys
-
-    import traceback
-
-    from lqbench._keras_env import quiet_python_logs, verbose_requested
-
     quiet_python_logs(verbose=verbose_requested())
     spec_path, seed, output_dir, verbose, save_model, error_path = sys.argv[1:7]
     verbose = int(verbose) if verbose.lstrip("-").isdigit() else verbose
@@ -417,8 +409,6 @@ def _memory_method(memory: MemoryMonitor) -> str:
 
 def _segment_peak(memory: MemoryMonitor | None) -> int:
     """Training bytes of the current segment so far (the monitor is still open)."""
-    from lqbench.profiling import peak_rss_bytes
-
     if memory is None:
         return 0
     try:

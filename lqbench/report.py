@@ -53,6 +53,7 @@ from lqbench.results import RunResult, mean_std
 
 hp = lazy_module("tensorboard.plugins.hparams.api")
 tf = lazy_module("tensorflow")
+sweep = lazy_module("lqbench.sweep")  # its readers (sweep loads TensorFlow through experiment)
 
 #: Metrics aggregated by `summarise` by default (RunResult attributes).
 METRICS = (
@@ -99,8 +100,6 @@ def load_results(results_dir: str | os.PathLike, warn: bool = True,
     (`lqbench.sweep.result_problem`), a duplicate. Each is appended to ``skipped`` as
     ``(path, reason)`` and, with ``warn``, warned about.
     """
-    from lqbench.sweep import read_result
-
     root = pathlib.Path(results_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"results folder {root} does not exist")
@@ -121,7 +120,7 @@ def load_results(results_dir: str | os.PathLike, warn: bool = True,
             paths.append(pathlib.Path(folder) / "result.json")
     results = []
     for path in sorted(paths):
-        result, reason = read_result(path)
+        result, reason = sweep.read_result(path)
         if result is None:
             skip(path, reason)
         else:

@@ -507,9 +507,7 @@ def sweep(
         raise ConfigValueError(f"order: unknown value {order!r}; allowed: {', '.join(ORDERS)}")
     results_dir = pathlib.Path(results_dir)
     if isolate and runner is None and not run_kwargs.get("extra_callbacks") and run_kwargs.get("strategy") is None:
-        from lqbench.experiment import run_isolated
-
-        runner = run_isolated
+        runner = experiment.run_isolated
         run_kwargs = {k: v for k, v in run_kwargs.items() if k not in ("extra_callbacks", "strategy")}
     results_dir.mkdir(parents=True, exist_ok=True)
     pairs, seen = [], set()

@@ -38,6 +38,10 @@ import larq as lq
 import tensorflow as tf
 
 from lqbench import estimators
+from lqbench._lazy import lazy_module
+
+#: LCE's TFLite flatbuffer schema (loaded on first use: it is only needed to read flatbuffers).
+tflite_schema = lazy_module("larq_compute_engine.mlir.python.tflite_schema")
 
 TARGETS = ("arm", "xcore")
 
@@ -411,8 +415,6 @@ def analyze(model: tf.keras.Model, target: str = "arm") -> Analysis:
 
 
 def _schema():
-    from larq_compute_engine.mlir.python import tflite_schema
-
     return tflite_schema
 
 

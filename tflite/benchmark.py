@@ -26,6 +26,7 @@ import dataclasses
 import os
 import pathlib
 import platform
+import struct
 import time
 from typing import Any
 
@@ -155,10 +156,7 @@ def check_flatbuffer(data: bytes, where: str | os.PathLike = "flatbuffer") -> No
     interpreter follows (operator codes, tensors, buffers, external buffer offsets) is checked
     against what exists.
     """
-    import struct
-
-    from larq_compute_engine.mlir.python import tflite_schema as schema
-
+    schema = analysis.tflite_schema
     size = len(data)
 
     def bad(reason: str) -> ValueError:

@@ -39,6 +39,7 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
+from lqbench._lazy import lazy_module
 from lqbench.experiment import load_model as _load_model
 from lqbench.tflite import analysis
 from lqbench.tflite import rewriting
@@ -52,6 +53,9 @@ from lqbench.tflite.verification import (  # noqa: F401  (re-exported for caller
     random_inputs,
     verify as verify_outputs,
 )
+
+#: LarqComputeEngine (loaded on first use: converting and interpreting need it, importing this does not).
+lce = lazy_module("larq_compute_engine")
 
 #: A binary model at least this many times smaller than its float twin meets the project's size target.
 SIZE_TARGET = 25.0
@@ -297,8 +301,6 @@ def audit(model: tf.keras.Model, target: str = "arm", rewrite: bool = True) -> A
 
 def to_flatbuffer(model: tf.keras.Model, target: str = "arm") -> bytes:
     """The bare LCE conversion (no rewrite, no analysis, no checks): flatbuffer bytes, batch size 1."""
-    import larq_compute_engine as lce
-
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Saved-model conversion failed")
         return lce.convert_keras_model(model, target=target)

@@ -45,7 +45,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from lqbench._lazy import lazy_module
 from lqbench.tflite import analysis
+
+#: LarqComputeEngine (loaded on first use: converting and interpreting need it, importing this does not).
+lce = lazy_module("larq_compute_engine")
 
 KERNELS = ("default", "indirect", "reference")
 #: Relative half-width of the band around a sign threshold counted as a tie.
@@ -89,8 +93,6 @@ def kernel_error(error: Exception, native_lines: Sequence[str] = ()) -> str:
 
 
 def _interpreter(flatbuffer: bytes, kernel: str = "default", threads: int = 1, xnnpack: bool = False):
-    import larq_compute_engine as lce
-
     if kernel not in KERNELS:
         raise ValueError(f"unknown binary kernel {kernel!r}; allowed: {', '.join(KERNELS)}")
     return lce.testing.Interpreter(

@@ -31,7 +31,7 @@ sweep = lazy_module("lqbench.sweep")
 tf = lazy_module("tensorflow")
 tflite = lazy_module("lqbench.tflite")
 
-from lqbench.cli import progress_verbosity
+from lqbench._keras_env import progress_verbosity
 from lqbench.commands._types import non_negative_int, positive_int
 
 #: The model of the main job: a VGG-style binary CNN whose binary convolutions all become

@@ -15,7 +15,7 @@ presets = lazy_module("lqbench.presets")
 storage = lazy_module("lqbench.storage")
 sweep = lazy_module("lqbench.sweep")
 tuning = lazy_module("lqbench.tuning")
-from lqbench.cli import progress_verbosity
+from lqbench._keras_env import progress_verbosity
 from lqbench.commands._types import non_negative_int, positive_int
 
 

@@ -1,6 +1,7 @@
 """``lqbench train``: train one spec (every seed) and save the models and results."""
 from __future__ import annotations
 
+from lqbench._keras_env import progress_verbosity
 from lqbench._lazy import lazy_module
 from lqbench.commands._spec_args import (add_spec_arguments, add_strategy_argument, apply_execution_arguments,
                                        spec_from_arguments)
@@ -32,8 +33,6 @@ def run(args) -> int:
     strategy = distribute.strategy_from_arguments(args)
     spec = spec_from_arguments(args)
     failed = 0
-    from lqbench.cli import progress_verbosity
-
     verbose = progress_verbosity(args.quiet)
     for seed in spec.seeds:
         if strategy is None and not args.in_process:  # its own process: its peak memory is its own
