@@ -104,13 +104,22 @@ def describe_flags(parser: argparse.ArgumentParser) -> None:
             action.help = f"{base}; one of: {names}" if names else base
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An `argparse.ArgumentParser` whose usage errors are one line, like every other lqbench
+    error (``lqbench train: error: argument --epochs: invalid int value: 'x' (lqbench train
+    --help lists the options)``), instead of the whole usage block above the message."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} ({self.prog} --help lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="lqbench",
         description="Train, compare and deploy binary neural networks with Larq.",
     )
     parser.add_argument("--version", action="version", version=f"lqbench {lqbench.__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name in COMMANDS:
         try:
             module = importlib.import_module(f"lqbench.commands.{name}")

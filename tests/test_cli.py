@@ -119,9 +119,26 @@ def test_impossible_numbers_are_refused_before_any_work(argv, flag, capsys, tmp_
     with pytest.raises(SystemExit) as exit_:
         cli.main([*argv, *(["--output", str(tmp_path / "out")] if argv[0] in ("run", "sweep") else [])])
     assert exit_.value.code == 2
-    error = capsys.readouterr().err.strip().splitlines()[-1]
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines  # one line, no usage block above it
+    error = lines[0]
     assert f"argument {flag}" in error and "allowed: integers >= " in error
+    assert error.endswith("--help lists the options)")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["bogus"], "lqbench: error: argument COMMAND: invalid choice: 'bogus'"),
+    (["sweep"], "lqbench sweep: error: the following arguments are required: SWEEP"),
+    (["train", "--xla", "maybe"], "lqbench train: error: argument --xla: invalid choice: 'maybe'"),
+    (["train", "--no-such-flag"], "lqbench: error: unrecognized arguments: --no-such-flag"),
+])
+def test_usage_errors_are_one_line(argv, fragment, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [lines[0]] and lines[0].startswith(fragment), lines
 
 
 def _lqbench(*args, env=None, timeout=120):
