@@ -1,6 +1,7 @@
 """Shared test setup: Keras 2, real MNIST from ../shared/data, small and deterministic."""
 import os
 import pathlib
+import tempfile
 
 import pytest
 
@@ -14,6 +15,8 @@ if "LQBENCH_DATA_DIR" not in os.environ and SHARED_DATA.is_dir():
 
 # Never let a test wait on a network download.
 os.environ.setdefault("LQBENCH_OFFLINE", "1")
+# Decoded image folders are cached in a folder of the test session's own, not the user's cache.
+os.environ.setdefault("LQBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="lqbench-test-cache-"))
 
 
 def _mnist_dir():

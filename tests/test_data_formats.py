@@ -1,5 +1,6 @@
 """lqbench.data readers of original files (written here in their formats), errors and TFDS."""
 import gzip
+import os
 import pickle
 import socket
 import tarfile
@@ -360,6 +361,51 @@ def test_folder_single_split_in_memory_and_lazy(tmp_path, monkeypatch):
         np.testing.assert_array_equal(ya, yb)
     resized = next(iter(data.load(name, "train", 4, image_size=(12, 10), augment=True)))[0]
     assert resized.shape == (4, 12, 10, 3)
+
+
+def test_decoded_image_folders_are_cached_on_disk_between_processes(tmp_path, monkeypatch):
+    from lqbench.data import datasets, formats
+
+    root = tmp_path / "shapes"
+    _write_images(root, ["circle", "square"], 6)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("LQBENCH_CACHE_DIR", str(cache))
+    name = f"folder:{root}"
+    first = data.load_arrays(name, "train", seed=1)
+    files = list((cache / "decoded").glob("*.npz"))
+    assert len(files) == 1
+    decoded = []
+    real_decode = formats.decode_images
+
+    def counting_decode(*args, **kwargs):
+        decoded.append(1)
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(formats, "decode_images", counting_decode)
+    datasets._CACHE.clear()  # as in a new process
+    second = data.load_arrays(name, "train", seed=1)
+    assert not decoded  # read from the disk cache, not decoded again
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+    # a changed image is a new cache entry, never a stale hit
+    changed = root / "circle" / "img00.png"
+    changed.write_bytes(tf.io.encode_png(np.zeros((6, 5, 3), np.uint8)).numpy())
+    os.utime(changed, ns=(1, 1))
+    datasets._CACHE.clear()
+    data.load_arrays(name, "train", seed=1)
+    assert len(decoded) == 1 and len(list((cache / "decoded").glob("*.npz"))) == 2
+    # a broken cache file is decoded again and rewritten
+    for path in (cache / "decoded").glob("*.npz"):
+        path.write_bytes(b"not a zip")
+    datasets._CACHE.clear()
+    again = data.load_arrays(name, "train", seed=1)
+    assert len(decoded) == 2 and again[0].shape == first[0].shape
+    # turned off: nothing is written
+    monkeypatch.setenv("LQBENCH_CACHE_DIR", "off")
+    assert datasets.cache_dir() is None
+    datasets._CACHE.clear()
+    data.load_arrays(f"folder:{root}", "test")
+    assert len(decoded) == 3 and len(list((cache / "decoded").glob("*.npz"))) == 2
 
 
 def test_folder_with_split_lists_and_train_val_layout(tmp_path):
