@@ -15,7 +15,7 @@ def test_available_lists_paper_and_small_presets():
     names = presets.available()
     assert PAPER <= set(names)
     assert {n for n in names if n.startswith("small-")} >= {"small-digits-algorithms", "small-digits-tune"}
-    with pytest.raises(ValueError, match="unknown preset 'nope'; available: paper000-cifar10"):
+    with pytest.raises(ValueError, match="unknown preset 'nope'; available: extra-fashion-cpu, paper000-cifar10"):
         presets.path("nope")
 
 
