@@ -76,13 +76,14 @@ def test_paper001_to_003_settings():
     table1 = [s for s in p003 if s.model_args == {"binarize_dense": False}]
     estimators = {(s.binarization.label, s.binarization.weight_estimator) for s in table1 if
                   not s.post_training_binarization and not s.binarization.is_full_precision}
-    assert estimators == {(l, e) for l in ("W1A32", "W1A1") for e in ("ste", "approx_sign", "tanh", "cosh2", "gumbel")}
+    # the paper's STE is the clipped one (its equation 3)
+    assert estimators == {(l, e) for l in ("W1A32", "W1A1") for e in ("ste_clipped", "approx_sign", "tanh", "cosh2", "gumbel")}
     assert any(s.post_training_binarization for s in p003) and any(s.binarization.is_full_precision for s in p003)
     assert all((s.method, s.method_args["optimizer"], s.weight_decay, s.schedule, s.epochs) == ("ste", "sgd", 1e-4, "cosine", 300)
                for s in p003)
     assert all(not s.binarization.keep_first_last for s in p003)
     vgg = presets.specs("paper003-vgg-small")
-    assert {s.binarization.weight_estimator for s in vgg} == {"ede", "tanh", "ste", "gumbel", "cosh2", "approx_sign"}
+    assert {s.binarization.weight_estimator for s in vgg} == {"ede", "tanh", "ste_clipped", "gumbel", "cosh2", "approx_sign"}
 
 
 def test_paper001_presets_follow_the_authors_code():
@@ -101,3 +102,33 @@ def test_paper000_presets_sign_in_place_of_activations():
     """Issue 14 item 1: seed 000's code replaces activation functions by sign (replace_activations_to_sign)."""
     for name in ("paper000-imagenette", "paper000-cifar10", "paper000-indoor67"):
         assert {s.binarization.inputs for s in presets.specs(name)} == {"activations"}, name
+
+
+CPU_PRESETS = ("paper000-cpu", "paper002-cpu", "paper003-cpu", "extra-fashion-cpu")
+
+
+@pytest.mark.parametrize("name", CPU_PRESETS)
+def test_cpu_reproduction_presets_state_their_budget_and_run_every_configuration_twice(name):
+    """Issue #18: each CPU-scale preset states its budget, data and departures, and has >= 2 seeds per cell."""
+    header = presets.path(name).read_text().split("\nname =")[0]
+    assert f"lqbench sweep {name} --output bench/reproduction/results/" in header
+    assert "CPU-hour" in header and "epochs" in header
+    specs = presets.specs(name)
+    assert specs and all(len(s.seeds) >= 2 for s in specs)
+    if any(s.dataset == "cifar10" for s in specs):
+        assert "CIFAR-10 (JPEG q75 copy)" in header
+    if any(s.dataset == "imagenette" for s in specs):
+        assert "ImageNette (224 px JPEG q75 copy)" in header and {tuple(s.image_size) for s in specs} == {(64, 64)}
+    from lqbench.sweep import SweepSpec
+    assert SweepSpec.load(presets.path(name)).order == "seeds"
+
+
+def test_paper003_cpu_covers_every_estimator_of_table_1_and_vgg_small():
+    specs = presets.specs("paper003-cpu")
+    lenet = {(s.binarization.label, s.binarization.weight_estimator) for s in specs
+             if s.model == "lenet" and not s.post_training_binarization and not s.binarization.is_full_precision}
+    every = ("ste", "ste_clipped", "approx_sign", "tanh", "swish_sign", "cosh2", "gumbel", "ede")
+    assert lenet == {(label, e) for label in ("W1A32", "W1A1") for e in every}
+    assert {s.binarization.weight_estimator for s in specs if s.model == "vgg_small"} >= {
+        "ste_clipped", "approx_sign", "cosh2", "ede"}
+    assert any(s.post_training_binarization for s in specs) and any(s.binarization.is_full_precision for s in specs)
