@@ -117,6 +117,7 @@ def test_digits_augment_changes_images_keeps_shape_and_is_seeded():
     epoch1, epoch2 = _collect(ds), _collect(ds)
     again = _collect(data.load("digits", "train", 100, augment=True, seed=5, shuffle=False))
     assert epoch1[0].shape == plain[0].shape == (1294, 8, 8, 1)
+    assert ds.element_spec[0].shape.as_list() == [None, 8, 8, 1]  # static image size kept (synthetic batches)
     np.testing.assert_array_equal(epoch1[1], plain[1])
     assert np.mean(np.abs(epoch1[0] - plain[0])) > 0.1  # images changed
     np.testing.assert_array_equal(epoch1[0], again[0])  # seeded: reproducible

@@ -39,6 +39,14 @@ def test_best_validation_weights_are_evaluated_separately(tmp_path):
     assert result.best_epoch == int(np.argmax(result.history["val_accuracy"])) + 1
 
 
+def test_augmented_run_warms_up_on_batches_of_the_image_size(tmp_path):
+    """Augmented batches keep their static image size, so the execution mode's synthetic batch
+    (built from the dataset's element_spec) has the model's input shape."""
+    result = experiment.run(ExperimentSpec(name="aug", augment=True, xla="off", **{**TINY, "epochs": 1}),
+                            output_dir=tmp_path)
+    assert result.status == "ok" and result.epochs_run == 1
+
+
 def test_xla_can_be_switched_off(tmp_path):
     result = experiment.run(ExperimentSpec(name="graph", xla="off", **{**TINY, "epochs": 1}),
                             output_dir=tmp_path)

@@ -73,8 +73,12 @@ def affine_transforms(flip, angle, shift_y, shift_x, height: int, width: int) ->
 
 
 def apply_transforms(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
-    """Warp a float batch (B, H, W, C) by per-image transforms (bilinear, zero fill)."""
-    return tf.raw_ops.ImageProjectiveTransformV3(
+    """Warp a float batch (B, H, W, C) by per-image transforms (bilinear, zero fill); same shape.
+
+    The output keeps the input's static shape (the raw op's output shape is a tensor, so its
+    height and width would otherwise be unknown in the dataset's ``element_spec``, and a model
+    or a synthetic batch built from that spec would not know the image size)."""
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
         transforms=tf.cast(transforms, tf.float32),
         output_shape=tf.shape(images)[1:3],
@@ -82,6 +86,8 @@ def apply_transforms(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
         interpolation="BILINEAR",
         fill_mode="CONSTANT",
     )
+    warped.set_shape(images.shape)
+    return warped
 
 
 def random_augment(images: tf.Tensor, seed: tf.Tensor, horizontal_flip: bool) -> tf.Tensor:
