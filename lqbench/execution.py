@@ -175,7 +175,7 @@ def _device() -> str:
 
 #: `ExperimentSpec` fields that do not change the cost of one training step.
 _NOT_STEP_COST = ("name", "seeds", "grid", "xla", "learning_rate", "weight_decay", "schedule", "epochs",
-                  "dataset", "data_dir", "augment")
+                  "dataset", "data_dir", "augment", "init_from")
 
 
 def spec_configuration(spec: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,9 @@ search, sweep and benchmark:
 1. load the dataset's ``train`` / ``val`` / ``test`` splits (`lqbench.data`);
 2. build the zoo model with the spec's `Binarization` (`lqbench.models`), or its full
    precision version when ``post_training_binarization`` is set (paper 003's naive
-   baseline: train in float, binarize afterwards);
+   baseline: train in float, binarize afterwards); with ``init_from``, load the weights of
+   that saved model or run into it (`resolve_source`, `load_initial_weights`: paper 001's
+   shared phase-1 model), so that the method prepares the loaded weights;
 3. let the binarizing method transform it (`lqbench.methods`: continuous binarization turns
    activations into PCFs) and wrap it in the training algorithm (`lqbench.algorithms`: BP,
    DFA, DRTP, HSIC, SigpropTL), or in a `lqbench.distillation.Distiller` with the spec's teacher;
@@ -40,6 +42,7 @@ import dataclasses
 import math
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -48,6 +51,7 @@ import time
 import traceback
 from typing import Any
 
+import larq as lq
 import numpy as np
 import tensorflow as tf
 
@@ -60,7 +64,8 @@ from lqbench.callbacks import BestWeights
 from lqbench.errors import ConfigValueError
 from lqbench.profiling import ALLOCATOR_ENV, MemoryMonitor, peak_rss_bytes
 from lqbench.results import RunResult
-from lqbench.spec import ExperimentSpec
+from lqbench.spec import ExperimentSpec, expand_seed
+from lqbench.walk import QUANTIZER_SLOTS
 
 
 class TrainingDiverged(RuntimeError):
@@ -123,10 +128,10 @@ def run(
     """
     strategy = strategy or tf.distribute.get_strategy()
     if distribute.is_chief(strategy):
-        return _run(spec, seed, output_dir, verbose, extra_callbacks, save_model, strategy)
+        return _run(spec, seed, output_dir, verbose, extra_callbacks, save_model, strategy, output_dir)
     scratch = tempfile.mkdtemp(prefix="lqbench-worker-")
-    try:
-        result = _run(spec, seed, scratch, verbose, extra_callbacks, save_model, strategy)
+    try:  # saved models named relative to the output folder are still found there
+        result = _run(spec, seed, scratch, verbose, extra_callbacks, save_model, strategy, output_dir)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     result.model_path = result.log_dir = None
@@ -145,14 +150,17 @@ class _Data:
     steps_per_epoch: int
 
 
-def _run(spec, seed, output_dir, verbose, extra_callbacks, save_model, strategy) -> RunResult:
-    """Named steps: start, load data, build, train, evaluate, save."""
+def _run(spec, seed, output_dir, verbose, extra_callbacks, save_model, strategy, sources_dir) -> RunResult:
+    """Named steps: start, find the saved models it needs, load data, build, train, evaluate, save."""
     seed = spec.seeds[0] if seed is None else seed
     directory, result = _start(spec, seed, output_dir)
     method = methods.get(spec.method, **spec.method_args)
+    sources = resolve_sources(spec, seed, sources_dir)  # before the data: a missing source fails at once
+    for key, attribute in (("init_from", "init_source"), ("teacher", "teacher_source")):
+        setattr(result, attribute, sources[key].to_dict() if sources[key] is not None else None)
     loaded = _load_data(spec, seed)
     with strategy.scope():
-        model, trainer = _build(spec, seed, loaded.input_shape, loaded.num_classes, method)
+        model, trainer = _build(spec, seed, loaded.input_shape, loaded.num_classes, method, sources)
     result.params = int(model.count_params())
     result.footprint_bits = int(models.memory_footprint_bits(
         _deployed_model(spec, model, loaded.input_shape, loaded.num_classes)))
@@ -355,17 +363,248 @@ def run_seeds(spec: ExperimentSpec, output_dir: str | os.PathLike = "lqbench-res
     return [run(spec, seed, output_dir, **kwargs) for seed in spec.seeds]
 
 
+# ---------------------------------------------------------------------------- saved models a run uses
+#: The saved model in a run's folder.
+RUN_MODEL = "model.keras"
+_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+@dataclasses.dataclass
+class ModelSource:
+    """A saved model a spec names (``init_from``, the distillation teacher), found for one run.
+
+    ``path`` is the model file (or SavedModel folder); when it is the ``model.keras`` of an
+    lqbench run, ``run`` is that run's folder and ``name``, ``spec_key``, ``seed`` come from
+    its ``result.json``.
+    """
+
+    field: str
+    text: str
+    path: pathlib.Path
+    run: pathlib.Path | None = None
+    name: str | None = None
+    spec_key: str | None = None
+    seed: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"spec": self.text, "path": str(self.path), "run": None if self.run is None else str(self.run),
+                "name": self.name, "spec_key": self.spec_key, "seed": self.seed}
+
+
+def source_dirs(output_dir: str | os.PathLike | None) -> list[pathlib.Path]:
+    """Where a relative saved-model reference is looked up, in order: the output folder, the results
+    folder holding it when it is a search's trial folder (``<results>/_search/...``), the working directory."""
+    dirs: list[pathlib.Path] = []
+    if output_dir is not None:
+        output = pathlib.Path(output_dir)
+        dirs.append(output)
+        if "_search" in output.parts:
+            index = len(output.parts) - 1 - output.parts[::-1].index("_search")
+            dirs.append(pathlib.Path(*output.parts[:index]) if index else pathlib.Path("."))
+    dirs.append(pathlib.Path.cwd())
+    unique: list[pathlib.Path] = []
+    for folder in dirs:
+        if all(folder.absolute() != seen.absolute() for seen in unique):
+            unique.append(folder)
+    return unique
+
+
+def resolve_source(text: str, seed: int, output_dir: str | os.PathLike | None = None,
+                   field: str = "init_from") -> ModelSource:
+    """The saved model ``text`` names for the run with ``seed`` (rules: `lqbench.spec` module doc).
+
+    ``{seed}`` is replaced by ``seed``; a relative path is looked up in `source_dirs`. It may be a
+    ``.keras``/``.h5`` file or SavedModel folder, a run folder (its ``model.keras``; the run must
+    have finished ``ok``), a ``<name>-<key>`` folder (its ``seed-<seed>`` run), or a run name
+    without its key (the only ``<name>-<key>`` folder of that name). Raises `ConfigValueError`
+    (one line naming ``field``, the value and what was found) when there is no such model.
+    """
+    expanded = expand_seed(text, seed)
+    path = pathlib.Path(expanded).expanduser()
+    bases = [None] if path.is_absolute() else source_dirs(output_dir)
+    for base in bases:
+        found = _locate(path if base is None else base / path, seed, field, text)
+        if found is not None:
+            return found
+    where = str(path) if path.is_absolute() else " nor ".join(str(base / path) for base in bases)
+    raise ConfigValueError(f"{field} {text!r}: no saved model or run at {where} (expected a .keras/.h5 file, "
+                           f"a run folder, or the name of a run in {bases[0] or path.parent})")
+
+
+def resolve_sources(spec: ExperimentSpec, seed: int, output_dir=None) -> dict[str, ModelSource | None]:
+    """``{"init_from": ..., "teacher": ...}``: the saved models of ``spec`` for ``seed`` (None where unused)."""
+    teacher = (spec.distillation or {}).get("teacher")
+    return {
+        "init_from": resolve_source(spec.init_from, seed, output_dir) if spec.init_from is not None else None,
+        "teacher": resolve_source(teacher, seed, output_dir, "distillation: teacher") if teacher is not None else None,
+    }
+
+
+def _locate(path: pathlib.Path, seed: int, field: str, text: str) -> ModelSource | None:
+    """The model at ``path`` (a file, a SavedModel, a run, a ``<name>-<key>`` folder, a run name); None if nothing is there."""
+    if not path.exists():
+        path = _by_run_name(path, field, text)
+        if path is None:
+            return None
+    if path.is_file():
+        if path.suffix not in _MODEL_SUFFIXES:
+            raise ConfigValueError(f"{field} {text!r}: {path} is not a saved Keras model (.keras or .h5 file)")
+        if path.name == RUN_MODEL and (path.parent / "result.json").is_file():
+            return _run_source(path.parent, field, text)
+        return ModelSource(field, text, path.absolute())
+    if (path / "saved_model.pb").is_file():
+        return ModelSource(field, text, path.absolute())
+    if any((path / name).is_file() for name in ("result.json", "spec.toml", RUN_MODEL)):
+        return _run_source(path, field, text)
+    if (path / f"seed-{seed}").is_dir():
+        return _run_source(path / f"seed-{seed}", field, text)
+    raise ConfigValueError(f"{field} {text!r}: {path} holds no saved model, no run and no seed-{seed} run")
+
+
+def _by_run_name(path: pathlib.Path, field: str, text: str) -> pathlib.Path | None:
+    """``path`` with a missing component ``NAME`` read as the run folder ``NAME-<key>`` beside it."""
+    current = pathlib.Path(path.parts[0])
+    for part in path.parts[1:]:
+        following = current / part
+        if not following.exists():
+            if not current.is_dir():
+                return None
+            pattern = re.compile(re.escape(part) + r"-[0-9a-f]{12}")
+            matches = sorted(c.name for c in current.iterdir() if c.is_dir() and pattern.fullmatch(c.name))
+            if not matches:
+                return None
+            if len(matches) > 1:
+                raise ConfigValueError(f"{field} {text!r}: several runs named {part!r} in {current} "
+                                       f"({', '.join(matches)}); name one of them")
+            following = current / matches[0]
+        current = following
+    return current
+
+
+def _run_source(folder: pathlib.Path, field: str, text: str) -> ModelSource:
+    """The model of the lqbench run in ``folder``: it must have finished with status ok."""
+    path = folder / "result.json"
+    if not path.is_file():
+        raise ConfigValueError(f"{field} {text!r}: the run {folder} has not finished (no result.json)")
+    try:
+        result = RunResult.load(path)
+    except (ValueError, TypeError, OSError) as error:
+        raise ConfigValueError(f"{field} {text!r}: {path} is not a run result ({error})") from None
+    if result.status != "ok":
+        raise ConfigValueError(f"{field} {text!r}: the run {folder} failed: {result.error or 'no reason recorded'}")
+    model = folder / RUN_MODEL
+    if not model.is_file():
+        raise ConfigValueError(f"{field} {text!r}: the run {folder} saved no {RUN_MODEL}")
+    return ModelSource(field, text, model.absolute(), run=folder.absolute(), name=result.name,
+                       spec_key=result.spec_key, seed=result.seed)
+
+
+def load_source(source: ModelSource) -> tf.keras.Model:
+    """`load_model` of ``source``; a file that does not load is one line naming the field."""
+    try:
+        return load_model(source.path)
+    except (ConfigValueError, FileNotFoundError) as error:
+        raise ConfigValueError(f"{source.field} {source.text!r}: {error}") from None
+
+
+def _quantizer_variables(layer) -> set[int]:
+    found: set[int] = set()
+    for attribute in [slot for slot, _ in QUANTIZER_SLOTS] + ["activation"]:
+        quantizer = getattr(layer, attribute, None)
+        found.update(id(v) for v in getattr(quantizer, "variables", None) or [])
+    return found
+
+
+def _weighted_layers(model) -> list[tuple[Any, list]]:
+    """``(layer, its variables)`` of every layer with weights, in the model's order (nested models
+    flattened), leaving out the quantizers' own variables (schedules of EDE/Gumbel, ...)."""
+    out: list[tuple[Any, list]] = []
+    for layer in model.layers:
+        if isinstance(layer, lq.quantizers._BaseQuantizer):
+            continue  # a sign activation layer: its state is the estimator's, not a weight
+        if isinstance(layer, tf.keras.Model):
+            out += _weighted_layers(layer)
+            continue
+        skip = _quantizer_variables(layer)
+        variables = [v for v in layer.weights if id(v) not in skip]
+        if variables:
+            out.append((layer, variables))
+    return out
+
+
+def _describe_weights(layer, variables) -> str:
+    shapes = ", ".join(f"{v.name.split('/')[-1].split(':')[0]} {tuple(v.shape)}" for v in variables)
+    return f"{layer.name!r} ({type(layer).__name__}: {shapes})"
+
+
+def weights_mismatch(model: tf.keras.Model, saved: tf.keras.Model) -> str | None:
+    """Why ``saved``'s weights do not fit ``model`` (first differing layer), or None when they do.
+
+    Layers with weights are paired in order; each pair must hold variables of the same names
+    (``kernel``, ``gamma``, ``moving_mean``, ...) and shapes. Quantizers are not compared: a
+    model with real weights fits the same model with binary weights.
+    """
+    mine, theirs = _weighted_layers(model), _weighted_layers(saved)
+
+    def signature(variables):
+        return [(v.name.split("/")[-1].split(":")[0], tuple(v.shape)) for v in variables]
+
+    for i, ((a, va), (b, vb)) in enumerate(zip(mine, theirs)):
+        if signature(va) != signature(vb):
+            return (f"layer {i + 1} with weights is {_describe_weights(a, va)} here, "
+                    f"{_describe_weights(b, vb)} in the saved model")
+    if len(mine) != len(theirs):
+        extra = (mine if len(mine) > len(theirs) else theirs)[min(len(mine), len(theirs))]
+        where = "here" if len(mine) > len(theirs) else "in the saved model"
+        return (f"{len(mine)} layers with weights here, {len(theirs)} in the saved model "
+                f"(the first extra one, {where}: {_describe_weights(*extra)})")
+    return None
+
+
+def load_initial_weights(model: tf.keras.Model, saved: tf.keras.Model) -> None:
+    """Copy ``saved``'s weights into ``model`` (every layer with weights, in order; `weights_mismatch`
+    must be None). Batch-norm statistics are weights too; quantizer state and optimizers are not."""
+    problem = weights_mismatch(model, saved)
+    if problem is not None:
+        raise ConfigValueError(f"the saved model does not fit: {problem}")
+    for (_, mine), (_, theirs) in zip(_weighted_layers(model), _weighted_layers(saved)):
+        for variable, value in zip(mine, theirs):
+            variable.assign(value.read_value())
+
+
+def _initialized(spec: ExperimentSpec, model, method, source: ModelSource | None):
+    """``method.transform(model)``, with the weights of ``source`` loaded (before the transform when
+    they fit the built model, which the transform carries over; else into the transformed one)."""
+    if source is None:
+        return method.transform(model)
+    saved = load_source(source)
+    problem = weights_mismatch(model, saved)
+    if problem is None:
+        load_initial_weights(model, saved)
+        return method.transform(model)
+    transformed = method.transform(model)
+    if transformed is not model and weights_mismatch(transformed, saved) is None:
+        load_initial_weights(transformed, saved)
+        return transformed
+    raise ConfigValueError(f"init_from {source.text!r}: {source.path} does not fit this {spec.model} "
+                           f"(model_args {spec.model_args}): {problem}")
+
+
 # ---------------------------------------------------------------------------- internals
-def _build(spec: ExperimentSpec, seed: int, input_shape, num_classes, method=None):
-    """The zoo model (as the method trains it) and its trainer (algorithm wrapper, or `Distiller`)."""
+def _build(spec: ExperimentSpec, seed: int, input_shape, num_classes, method=None, sources=None):
+    """The zoo model (as the method trains it, from ``init_from``'s weights) and its trainer
+    (algorithm wrapper, or `Distiller`). ``sources``: `resolve_sources` (default: resolved
+    relative to the working directory)."""
     method = method or methods.get(spec.method, **spec.method_args)
+    sources = sources if sources is not None else resolve_sources(spec, seed)
     binarization = Binarization.full_precision() if spec.post_training_binarization else spec.binarization
     model = models.build(spec.model, input_shape, num_classes, binarization=binarization,
                          skip_connections=spec.skip_connections, **spec.model_args)
-    model = method.transform(model)
+    model = _initialized(spec, model, method, sources["init_from"])
     if spec.distillation is not None:
         config = dict(spec.distillation)
-        teacher = load_model(config.pop("teacher"))
+        config.pop("teacher")
+        teacher = load_source(sources["teacher"])
         return model, distillation.Distiller(model, teacher, **config)
     return model, algorithms.build(spec.algorithm, model, seed=seed, **spec.algorithm_args)
 

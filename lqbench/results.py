@@ -45,6 +45,11 @@ class RunResult:
     model_path: str | None = None
     log_dir: str | None = None
     spec: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # the saved models the run started from (spec ``init_from``) and distilled from: ``spec`` (the
+    # spec's text), ``path`` (the model file), and when it is a run's model ``run`` (its folder),
+    # ``name``, ``spec_key``, ``seed`` of that run
+    init_source: dict[str, Any] | None = None
+    teacher_source: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -3,8 +3,8 @@
 A spec names the dataset, the model and its architecture arguments, what is binarized
 (`lqbench.Binarization`), the training algorithm (`lqbench.algorithms`), the binarizing
 method (`lqbench.methods`: ``ste``, ``bop``, ``bop2``, ``bnew``, ``proxquant``, ``bmd``,
-``cb``) with its hyperparameters, optional distillation from a teacher, the seeds to repeat
-and an optional search grid.
+``cb``) with its hyperparameters, optional distillation from a teacher, an optional saved
+model to start from (``init_from``), the seeds to repeat and an optional search grid.
 
 Every setting is validated when the spec is created or loaded, *before anything is built*:
 field names, types (the TOML string ``"false"`` is not a bool, ``true`` is not a learning rate,
@@ -17,6 +17,28 @@ invalid spec raises `SpecError` (a `ValueError`; `SpecTypeError` for a wrong typ
 
 This module imports without TensorFlow; the registries it validates against are loaded
 (`lqbench._lazy`) when a spec is first validated.
+
+**Starting from a saved model** (``init_from``): the weights of a saved model are loaded into
+the freshly built model before the method prepares it, as paper 001 starts every binarizing
+method from one phase-1 model per seed (binary activations, real weights). The model must have
+the same layers with weights as the saved one (same ``model`` and ``model_args``; binary and
+real weights differ only in their quantizers, so a W32A1 model can start a W1A1 one). The value
+names, with ``{seed}`` replaced by the run's seed:
+
+- a saved model: ``.keras`` / ``.h5`` file or SavedModel folder;
+- a run folder (``<name>-<key>/seed-<n>``, its ``model.keras``; the run must have finished
+  with status ``ok``), or a configuration folder ``<name>-<key>`` (its run with the same seed);
+- a run *name* without its key: ``init_from = "p001cpu-phase1"`` is the run named so in the
+  results folder (its ``<name>-<key>`` folder, which must be the only one of that name), with
+  the same seed: a sweep's group names its phase-1 group without knowing its key.
+
+A relative path is looked up in the run's output folder (``--output``, the sweep's results
+folder; the trial runs of a search, in ``<results>/_search/...``, look in ``<results>``), then
+in the working directory. Nothing is looked up when the spec loads (a sweep's phase-1 runs do
+not exist yet); a missing, failed or mismatching source fails the run with one line, and
+``result.json`` records the source (``init_source``: path, run name, spec key, seed). The
+distillation ``teacher`` is resolved by the same rules (an absolute teacher path must exist
+when the spec loads; a relative one may name a run of the sweep, e.g. its real-valued group).
 
 Earlier spec files name the method ``optimizer`` (``"adam"``, ``"sgd"``, ``"bop"``, ...,
 ``"cb"``) with ``optimizer_args``: they still load (``optimizer = "sgd"`` is the method
@@ -43,6 +65,17 @@ Earlier spec files name the method ``optimizer`` (``"adam"``, ``"sgd"``, ``"bop"
     [grid]
     learning_rate = [1e-3, 1e-4, 1e-5]
     ```
+
+    A method started from a phase-1 run of the same results folder (paper 001):
+
+    ```toml
+    name = "bnew-from-phase1"
+    dataset = "cifar10"
+    model = "resnet20"
+    method = "bnew"
+    method_args = {pretrain_fraction = 0.0}
+    init_from = "p001cpu-phase1"    # or "p001cpu-phase1-<key>/seed-{seed}", "/abs/phase1-{seed}.keras"
+    ```
 """
 from __future__ import annotations
 
@@ -51,6 +84,7 @@ import hashlib
 import json
 import math
 import pathlib
+import string
 from typing import Any
 
 from lqbench import hparams as _hp
@@ -69,7 +103,7 @@ tomli_w = lazy_module("tomli_w")
 
 __all__ = ["DEFAULT_GRIDS", "DEFAULT_MODEL_ARGS", "OBJECTIVES", "TUNERS", "ExperimentSpec", "SpecError",
            "SpecIncompatibleError", "SpecTypeError",
-           "parse_toml", "parse_value"]
+           "expand_seed", "parse_toml", "parse_value"]
 
 
 class SpecError(ConfigValueError):
@@ -115,7 +149,8 @@ LEGACY_OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
 
 #: Distillation (`lqbench.distillation.Distiller`): ``teacher`` is a saved Keras model.
 DISTILLATION = (
-    _hp.Hparam("teacher", "str", None, optional=False, doc="path of a saved teacher model (.keras/.h5/SavedModel)"),
+    _hp.Hparam("teacher", "str", None, optional=False,
+               doc="saved teacher model (.keras/.h5/SavedModel), run folder or run name, found as init_from"),
     _hp.Hparam("alpha", "float", 1.0, low=0, doc="weight of the distributional (KD) loss"),
     _hp.Hparam("temperature", "float", 1.0, low=0, low_inclusive=False),
     _hp.Hparam("ce_weight", "float", 0.0, low=0, doc="weight of cross-entropy on the labels (0: KD alone)"),
@@ -138,6 +173,7 @@ _FIELD_TYPES = (
     _hp.Hparam("epochs", "int", 10, low=1),
     _hp.Hparam("batch_size", "int", 128, low=1),
     _hp.Hparam("xla", "str", "auto", doc="execution mode, lqbench.execution.MODES"),
+    _hp.Hparam("init_from", "str", None, optional=True, doc="saved model or run to start from ({seed} allowed)"),
 )
 
 _BINARIZATION_TYPES = (
@@ -165,6 +201,8 @@ class ExperimentSpec:
     ``grid`` maps a field name (or ``"<table>.<key>"``, e.g. ``"algorithm_args.gamma"``) to the
     list of values a search tries. ``distillation`` is ``None`` or a table with ``teacher``
     (a saved model), ``alpha``, ``temperature``, ``ce_weight`` (`lqbench.distillation`).
+    ``init_from`` is ``None`` or the saved model (or run, or run name) whose weights the model
+    starts from, ``{seed}`` replaced by the run's seed (module doc).
     ``optimizer`` / ``optimizer_args`` are the earlier names of ``method`` / ``method_args``.
     """
 
@@ -190,6 +228,7 @@ class ExperimentSpec:
     batch_size: int = 128
     seeds: list[int] = dataclasses.field(default_factory=lambda: [0])
     xla: str = "auto"  # execution mode, `lqbench.execution.MODES`
+    init_from: str | None = None  # saved model / run / run name to start from (module doc)
     grid: dict[str, list] = dataclasses.field(default_factory=dict)
     optimizer: dataclasses.InitVar[str | None] = None
     optimizer_args: dataclasses.InitVar[dict | None] = None
@@ -251,13 +290,19 @@ class ExperimentSpec:
             for which in ("weight", "activation"):
                 estimators.get(getattr(self.binarization, f"{which}_estimator"),
                                **getattr(self.binarization, f"{which}_estimator_kwargs"))
+        if self.init_from is not None:
+            _check_source("init_from", self.init_from)
         if self.distillation is not None:
             with _field("distillation"):
                 config = _hp.validate(DISTILLATION, self.distillation, "distillation", noun="field")
                 if config["teacher"] is None:
                     raise SpecError("distillation: teacher is required (the path of a saved Keras model)")
-                if not pathlib.Path(config["teacher"]).exists():
-                    raise SpecError(f"distillation: teacher {config['teacher']!r} does not exist")
+                _check_source("distillation: teacher", config["teacher"])
+                # an absolute path can be checked now; a relative one may name a run of the sweep
+                missing = [path for path in {expand_seed(config["teacher"], seed) for seed in self.seeds}
+                           if pathlib.Path(path).is_absolute() and not pathlib.Path(path).exists()]
+                if missing:
+                    raise SpecError(f"distillation: teacher {missing[0]!r} does not exist")
         with _field(None):
             self._validate_combinations()
         self._validate_grid()
@@ -392,8 +437,9 @@ class ExperimentSpec:
         config = self.to_dict()
         for field in ("seeds", "name", "grid"):
             config.pop(field)
-        if config.get("distillation") is None:
-            config.pop("distillation")
+        for optional in ("distillation", "init_from"):  # absent: the keys of earlier versions
+            if config.get(optional) is None:
+                config.pop(optional)
         return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -420,6 +466,26 @@ def parse_value(text: str) -> Any:
         return tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
         return text
+
+
+def expand_seed(text: str, seed: int) -> str:
+    """``text`` with its ``{seed}`` placeholders replaced by ``seed`` (``{{``/``}}`` are braces)."""
+    return text.format(seed=seed)
+
+
+def _check_source(field: str, text: Any) -> None:
+    """A saved-model reference (``init_from``, a teacher): a non-empty string whose only placeholder is ``{seed}``."""
+    if not isinstance(text, str):
+        raise SpecTypeError(f"{field}: {text!r} must be a string (a saved model, a run folder or a run name)")
+    if not text.strip():
+        raise SpecError(f"{field}: {text!r} is empty; expected a saved model, a run folder or a run name")
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+        expand_seed(text, 0)
+    except (ValueError, IndexError, KeyError, AttributeError):
+        fields = None
+    if fields is None or any(name != "seed" for name in fields):
+        raise SpecError(f"{field}: {text!r} has a placeholder other than {{seed}} (write {{{{ and }}}} for braces)")
 
 
 def _translate_legacy(values: dict[str, Any]) -> dict[str, Any]:

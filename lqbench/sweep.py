@@ -85,7 +85,7 @@ import tomli_w
 from lqbench import experiment, storage
 from lqbench.errors import ConfigValueError
 from lqbench.results import RunResult
-from lqbench.spec import TUNERS, ExperimentSpec, SpecError, _drop_none, parse_toml
+from lqbench.spec import TUNERS, ExperimentSpec, SpecError, _drop_none, expand_seed, parse_toml
 
 ORDERS = ("configs", "seeds")  # `sweep(order=...)`, a sweep file's top-level ``order``
 
@@ -501,6 +501,8 @@ def sweep(
         order: ``"configs"`` trains every seed of a spec before the next spec; ``"seeds"``
             trains every spec's first seed, then every spec's second seed, ... (a sweep that is
             interrupted early then has one run of every configuration, not all seeds of a few).
+            Either way a run whose ``init_from`` (or distillation teacher) names another spec of
+            the sweep by a relative path trains after that spec's run (`dependency_depths`).
         **run_kwargs: passed to the runner (e.g. ``verbose=2``).
     """
     if order not in ORDERS:
@@ -516,11 +518,11 @@ def sweep(
             if (spec.name, spec.key(), seed) not in seen:
                 seen.add((spec.name, spec.key(), seed))
                 pairs.append((spec, seed))
+    depth = dependency_depths([spec for spec, _ in pairs])
     if order == "seeds":  # stable: the i-th seed of every spec, in spec order, for i = 0, 1, ...
-        rank = {}
-        for spec, seed in pairs:
-            rank[(spec.name, spec.key(), seed)] = spec.seeds.index(seed)
-        pairs.sort(key=lambda pair: rank[(pair[0].name, pair[0].key(), pair[1])])
+        pairs.sort(key=lambda pair: (pair[0].seeds.index(pair[1]), depth[(pair[0].name, pair[0].key())]))
+    else:
+        pairs.sort(key=lambda pair: depth[(pair[0].name, pair[0].key())])
     folders = [str(experiment.run_dir(spec, seed, results_dir).relative_to(results_dir)) for spec, seed in pairs]  # names checked
     outcome = SweepResult(results=[], trained=[], reused=[], busy=[])
     done: dict[int, tuple[Any, str]] = {}
@@ -547,6 +549,40 @@ def sweep(
         if result is not None:
             outcome.results.append(result)
     return outcome
+
+
+def dependency_depths(specs: Sequence[ExperimentSpec]) -> dict[tuple[str, str], int]:
+    """``(name, key) -> depth``: 0 for a spec that starts from no other spec of ``specs``, else one
+    more than the spec its ``init_from`` / teacher names (a relative path whose first folder is that
+    spec's run name or ``<name>-<key>`` folder; `lqbench.experiment.resolve_source`)."""
+    by_folder: dict[str, ExperimentSpec] = {}
+    for spec in specs:
+        by_folder.setdefault(spec.name, spec)
+        by_folder[f"{spec.name}-{spec.key()}"] = spec
+
+    def parents(spec: ExperimentSpec) -> list[ExperimentSpec]:
+        found = []
+        for text in (spec.init_from, (spec.distillation or {}).get("teacher")):
+            if not isinstance(text, str):
+                continue
+            path = pathlib.PurePath(expand_seed(text, spec.seeds[0]))
+            if not path.is_absolute() and path.parts and path.parts[0] in by_folder:
+                found.append(by_folder[path.parts[0]])
+        return found
+
+    depths: dict[tuple[str, str], int] = {}
+
+    def depth(spec: ExperimentSpec, visiting: frozenset = frozenset()) -> int:
+        key = (spec.name, spec.key())
+        if key not in depths:
+            if key in visiting:  # a cycle: no order satisfies it; each run then fails with its own error
+                return 0
+            depths[key] = 1 + max((depth(p, visiting | {key}) for p in parents(spec) if p is not spec), default=-1)
+        return depths[key]
+
+    for spec in specs:
+        depth(spec)
+    return depths
 
 
 def _recover_index_line(results_dir: pathlib.Path, directory: pathlib.Path, result) -> None:

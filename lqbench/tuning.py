@@ -443,10 +443,14 @@ def tune_each(
 ) -> sweep.SweepResult:
     """Paper 000's protocol over a sweep: grid-search every spec (trials in
     ``results_dir/_search/<name>-<key>``), then run its best configuration for the spec's
-    seeds into ``results_dir`` (where `lqbench.report` finds them). Resumable like `sweep`."""
+    seeds into ``results_dir`` (where `lqbench.report` finds them). Resumable like `sweep`.
+    A spec whose ``init_from`` (or teacher) names another spec's run is searched after it
+    (`lqbench.sweep.dependency_depths`); its trial runs find that run in ``results_dir``."""
     results_dir = pathlib.Path(results_dir)
     for spec in specs:
         experiment.check_name(spec.name)  # the search folders are named after the spec too
+    depth = sweep.dependency_depths(list(specs))
+    specs = sorted(specs, key=lambda spec: depth[(spec.name, spec.key())])
     outcome = sweep.SweepResult(results=[], trained=[], reused=[], busy=[])
     for i, spec in enumerate(specs, 1):
         found = search(spec, results_dir / "_search" / f"{spec.name}-{spec.key()}", tuner=tuner,

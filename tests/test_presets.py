@@ -7,8 +7,8 @@ from lqbench._compat import tomllib
 from lqbench.spec import ExperimentSpec
 from lqbench.sweep import SweepSpec
 
-PAPER = {"paper000-imagenette", "paper000-cifar10", "paper000-indoor67", "paper001-resnet20", "paper002-mnist",
-         "paper003-base-cnn", "paper003-vgg-small"}
+PAPER = {"paper000-imagenette", "paper000-cifar10", "paper000-indoor67", "paper001-resnet20", "paper001-cpu",
+         "paper002-mnist", "paper003-base-cnn", "paper003-vgg-small"}
 
 
 def test_available_lists_paper_and_small_presets():
@@ -67,6 +67,13 @@ def test_paper001_to_003_settings():
     assert all(s.model == "resnet20" and s.binarization.activation_estimator == "approx_sign" for s in p001)
     bmd = next(s for s in p001 if s.method == "bmd")
     assert bmd.grid["method_args.rho"] == [1.003, 1.01, 1.03, 1.1, 1.3]
+    for spec in p001:  # every binarizing method starts from the phase-1 model of its dataset
+        if spec.binarization.label == "W1A1":
+            assert spec.init_from == f"p001-resnet20-phase1-{spec.dataset}" and spec.epochs == 1000
+        else:
+            assert spec.init_from is None
+    assert sorted(s.name for s in p001 if s.binarization.label == "W32A1") == [
+        "p001-resnet20-phase1-cifar10", "p001-resnet20-phase1-cifar100"]
     p002 = _by_name("paper002-mnist")
     assert {s.model_args["hidden_units"] == [2048, 2048, 2048] for s in p002.values()} == {True}
     assert {n: (s.method, s.method_args.get("optimizer"), s.binarization.label) for n, s in p002.items()} == {
@@ -88,12 +95,15 @@ def test_paper001_to_003_settings():
 
 def test_paper001_presets_follow_the_authors_code():
     """#14 items 4 and 13: BNEW's code-form lambda (reg 1e-4, no lambda_rate), its 200 + 980 + 20 epoch
-    phases with the decayed Adam continued; Bop's gamma decayed linearly to 0; BMD freezes the last 2%."""
+    phases with the decayed Adam continued (the 200 are the shared phase-1 run, #18); Bop's gamma
+    decayed linearly to 0; BMD freezes the last 2%."""
     from lqbench import methods
-    p001 = {s.method: s for s in presets.specs("paper001-resnet20") if s.dataset == "cifar10"}
+    p001 = {s.method: s for s in presets.specs("paper001-resnet20") if s.dataset == "cifar10" and s.init_from}
     bnew = methods.get("bnew", **p001["bnew"].method_args)
     assert bnew.lambda_rate is None and bnew.reg == 1e-4 and bnew.finetune_optimizer == "continue"
-    assert bnew.epochs_of(1200) == [200, 980, 20]
+    assert bnew.project_first
+    phase1 = next(s for s in presets.specs("paper001-resnet20") if s.name == p001["bnew"].init_from)
+    assert [phase1.epochs, *bnew.epochs_of(p001["bnew"].epochs)] == [200, 0, 980, 20]
     assert methods.get("bop", **p001["bop"].method_args).gamma_schedule == "linear"
     assert methods.get("bmd", **p001["bmd"].method_args).finetune_fraction == 0.02
 
@@ -104,7 +114,7 @@ def test_paper000_presets_sign_in_place_of_activations():
         assert {s.binarization.inputs for s in presets.specs(name)} == {"activations"}, name
 
 
-CPU_PRESETS = ("paper000-cpu", "paper002-cpu", "paper003-cpu", "extra-fashion-cpu")
+CPU_PRESETS = ("paper000-cpu", "paper001-cpu", "paper002-cpu", "paper003-cpu", "extra-fashion-cpu")
 
 
 @pytest.mark.parametrize("name", CPU_PRESETS)
@@ -132,3 +142,36 @@ def test_paper003_cpu_covers_every_estimator_of_table_1_and_vgg_small():
     assert {s.binarization.weight_estimator for s in specs if s.model == "vgg_small"} >= {
         "ste_clipped", "approx_sign", "cosh2", "ede"}
     assert any(s.post_training_binarization for s in specs) and any(s.binarization.is_full_precision for s in specs)
+
+
+def test_paper001_cpu_starts_every_method_from_phase1_within_the_budget():
+    from lqbench.methods import get
+    from lqbench.methods.bnew import bnew_lambda
+    from lqbench.optimizers.bmd import bmd_beta, bmd_beta_epoch
+
+    preset = presets.load("paper001-cpu")
+    specs = _by_name("paper001-cpu")
+    assert preset.order == "seeds"
+    phase1 = specs["p001cpu-phase1"]
+    assert (phase1.binarization.label, phase1.method, phase1.init_from, phase1.epochs) == ("W32A1", "ste", None, 8)
+    methods_ = {s.method: s for n, s in specs.items() if s.init_from is not None}
+    assert set(methods_) == {"ste", "bop", "bmd", "proxquant", "bnew"}
+    for spec in [phase1, *methods_.values()]:
+        assert (spec.dataset, spec.model, spec.model_args, spec.seeds) == ("cifar10", "resnet20", {"variant": "birealnet"},
+                                                                          [0, 1])
+        assert spec.binarization.activation_estimator == "approx_sign" and spec.augment
+        assert (spec.learning_rate, spec.schedule, spec.grid) == (1e-2, "linear", {})
+    for spec in methods_.values():
+        assert spec.init_from == phase1.name and spec.binarization.label == "W1A1" and spec.epochs == 6
+    fp = specs["p001cpu-fp"]
+    assert fp.binarization.label == "W32A32" and fp.epochs == phase1.epochs + 6
+    assert sum(s.epochs for s in specs.values()) == 52  # per seed: ~50 s per epoch here
+    # the compressed schedules end where the authors' 1000-epoch ones do (352 steps per epoch)
+    bnew = get("bnew", **methods_["bnew"].method_args)
+    e1, e2, e3 = bnew.epochs_of(6)
+    assert (e1, e2, e3) == (0, 5, 1)
+    push = 2 * 352 * sum(bnew_lambda(e, e2 + e3, bnew.reg) for e in range(e2))
+    authors = 2 * 352 * sum(bnew_lambda(e, 1000, 1e-4) for e in range(980))
+    assert push == pytest.approx(authors, rel=0.02)
+    bmd = methods_["bmd"].method_args
+    assert bmd_beta(5 * 352 - 1, bmd["rho"], bmd["interval"]) == pytest.approx(bmd_beta_epoch(979, 1.01), rel=0.05)

@@ -74,8 +74,13 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
                         help='method hyperparameters, e.g. \'{"gamma": 1e-4}\' (lqbench.methods)')
     parser.add_argument("--optimizer-args", dest="legacy_optimizer_args", type=json.loads, default=None,
                         metavar="JSON", help="earlier name of --method-args")
+    parser.add_argument("--init-from", dest="init_from", default=None, metavar="PATH",
+                        help="start from the weights of this saved model: a .keras/.h5 file, a run folder, or the "
+                             "name of a run in --output (same seed); {seed} is replaced by the seed; a relative "
+                             "path is looked up in --output, then here (spec field init_from)")
     parser.add_argument("--teacher", dest="d_teacher", default=None, metavar="PATH",
-                        help="distil from this saved Keras model (lqbench.distillation; algorithm bp)")
+                        help="distil from this saved Keras model, found as --init-from's (lqbench.distillation; "
+                             "algorithm bp)")
     parser.add_argument("--distill-alpha", dest="d_alpha", type=float, default=None,
                         help="weight of the distributional loss (default 1)")
     parser.add_argument("--distill-temperature", dest="d_temperature", type=float, default=None)
@@ -128,7 +133,8 @@ def spec_from_arguments(args: argparse.Namespace, base: ExperimentSpec | None = 
     config.update(values)
     if fixed:
         config["method_args"] = {**config["method_args"], **fixed}
-    for field in ("seeds", "augment", "skip_connections", "xla", "post_training_binarization", "image_size"):
+    for field in ("seeds", "augment", "skip_connections", "xla", "post_training_binarization", "image_size",
+                  "init_from"):
         value = getattr(args, field, None)
         if value is not None:
             config[field] = list(value) if isinstance(value, tuple) else value

@@ -7,7 +7,8 @@ Each preset is a TOML file in this folder: a plain `lqbench.ExperimentSpec`, or 
 |---|---|
 | ``paper000-imagenette`` | 000 Tables 3-9: VGG-19 / MobileNetV2 / MLP-Mixer x BP / DFA / DRTP (x4 binarizations), HSIC / SigpropTL (W1A1), without skips; 224x224, 80 epochs, grid search, 5 seeds |
 | ``paper000-cifar10``, ``paper000-indoor67`` | 000 Table 3 on CIFAR-10 and Indoor67 |
-| ``paper001-resnet20`` | 001 Tables 1-2: ResNet20 on CIFAR-10/100 with STE, BMD, Bop, BNEW |
+| ``paper001-resnet20`` | 001 Tables 1-2: ResNet20 on CIFAR-10/100 with STE, BMD, Bop, BNEW, each from the phase-1 model of its seed (``init_from``); real-valued reference |
+| ``paper001-cpu`` | 001 Table 1 (CIFAR-10) at CPU scale: phase 1, then STE, Bop, BMD, ProxQuant, BNEW from it, and the real-valued reference; 2 seeds, about 2 CPU-hours here |
 | ``paper002-mnist`` | 002 Table 1: MLP 784-2048x3-10 on MNIST, full precision, STE, continuous binarization |
 | ``paper003-base-cnn`` | 003 Tables 1-2: LeNet-style base CNN on CIFAR-10, every estimator, naive post-training binarization |
 | ``paper003-vgg-small`` | 003 Table 3: IR-Net's VGG-small on CIFAR-10 with every estimator |
