@@ -756,13 +756,17 @@ def units_c(sections: dict[str, Section]) -> list[Unit]:
         for other in ("dfa", "drtp", "hsic", "sigprop"):
             refs = (k["bp", True], k["bp", False], k[other, True], k[other, False])
             if all(r in keys for r in refs):
-                units.append(Unit(
-                    f"{where}: removing skips costs BP more than {ALGORITHMS[other]}",
-                    tuple(("paper000", r, "accuracy") for r in refs),
-                    lambda s: higher(difference(s[0], s[1]), difference(s[2], s[3])),
-                    lambda s, o=ALGORITHMS[other]:
-                        f"BP -{fmt(difference(s[0], s[1]))} vs {o} -{fmt(difference(s[2], s[3]))}"))
+                units.append(_larger_drop(f"{where}: removing skips costs BP more than {ALGORITHMS[other]}",
+                                          refs, "BP", ALGORITHMS[other]))
     return units
+
+
+def _larger_drop(title: str, refs: tuple, first: str, second: str) -> Unit:
+    """A paper-000 comparison of two accuracy drops: ``refs[0] - refs[1]`` (``first``'s) is larger
+    than ``refs[2] - refs[3]`` (``second``'s)."""
+    return Unit(title, tuple(("paper000", r, "accuracy") for r in refs),
+                lambda s: higher(difference(s[0], s[1]), difference(s[2], s[3])),
+                lambda s: f"{first} -{fmt(difference(s[0], s[1]))} vs {second} -{fmt(difference(s[2], s[3]))}")
 
 
 def verdict_c(sections: dict[str, Section]) -> Verdict:
@@ -782,13 +786,10 @@ def units_d(sections: dict[str, Section]) -> list[Unit]:
                 refs = ((d, m, other, "W32A32", skips), (d, m, other, label, skips),
                         (d, m, "drtp", "W32A32", skips), (d, m, "drtp", label, skips))
                 if all(r in keys for r in refs):
-                    units.append(Unit(
+                    units.append(_larger_drop(
                         _where(show_field("dataset", d), show_field("model", m), "" if skips else "no skips",
                                f": W32A32 -> {label} costs {ALGORITHMS[other]} more than DRTP"),
-                        tuple(("paper000", r, "accuracy") for r in refs),
-                        lambda s: higher(difference(s[0], s[1]), difference(s[2], s[3])),
-                        lambda s, o=ALGORITHMS[other]:
-                            f"{o} -{fmt(difference(s[0], s[1]))} vs DRTP -{fmt(difference(s[2], s[3]))}"))
+                        refs, ALGORITHMS[other], "DRTP"))
     return units
 
 
