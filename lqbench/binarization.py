@@ -42,6 +42,20 @@ Tables 4-6 are ``Binarization(weights=w, activations=a)`` for ``w, a`` in {True,
     b = lqbench.Binarization(weights=True, activations=True, activation_estimator="approx_sign")
     x = lq.layers.QuantConv2D(128, 3, padding="same", use_bias=False, **b.conv_kwargs("hidden"))(x)
     ```
+
+# References
+- [Courbariaux, Hubara, Soudry, El-Yaniv & Bengio, Binarized Neural Networks: Training Deep
+  Neural Networks with Weights and Activations Constrained to +1 or -1, 2016](https://arxiv.org/abs/1602.02830)
+  (sign weights and activations, latent weights clipped to [-1, 1], first and last layers kept real).
+- [Courbariaux, Bengio & David, BinaryConnect: Training Deep Neural Networks with binary weights
+  during propagations, NeurIPS 2015](https://arxiv.org/abs/1511.00363) (binary weights only, W1A32).
+- [Bannink et al., Larq Compute Engine: Design, Benchmark, and Deploy State-of-the-Art Binarized
+  Neural Networks, MLSys 2021](https://arxiv.org/abs/2011.09398) (binary convolutions from
+  ``input_quantizer`` + ``kernel_quantizer``, +1 padding).
+- [Crulis, Serres, de Runz & Venturini, An experimental comparative study of backpropagation
+  and alternatives for training binary neural networks for image classification, 2024
+  (paper 000)](https://arxiv.org/abs/2408.04460); code: https://github.com/BenCrulis/binary_nn_extended
+  (``replace_activations_to_sign``: ``inputs="activations"``; weights and activations binarized separately).
 """
 from __future__ import annotations
 

@@ -40,6 +40,21 @@ is `"tanh_sign"` (plain `"tanh"` is Keras's activation); all others use their lq
     layer = lq.layers.QuantDense(64, input_quantizer=lqbench.estimators.get("tanh"),
                                  kernel_quantizer="ste")
     ```
+
+# References
+- So, *A Survey of Gradient Estimators for Binary Neural Networks for Image Classification*,
+  EE 367 report, Stanford University (paper 003): the estimators compared, its eqs. 3-7.
+- [Bengio, Léonard & Courville, Estimating or Propagating Gradients Through Stochastic Neurons
+  for Conditional Computation, 2013](https://arxiv.org/abs/1308.3432) (the straight-through estimator).
+- [Courbariaux, Hubara, Soudry, El-Yaniv & Bengio, Binarized Neural Networks: Training Deep
+  Neural Networks with Weights and Activations Constrained to +1 or -1, 2016](https://arxiv.org/abs/1602.02830)
+  (`ste_clipped`).
+- [Liu, Wu, Luo, Yang, Liu & Cheng, Bi-Real Net: Enhancing the Performance of 1-bit CNNs With
+  Improved Representational Capability and Advanced Training Algorithm, ECCV 2018](https://arxiv.org/abs/1808.00278)
+  (`approx_sign`).
+- [Darabi et al., BNN+: Improved Binary Network Training,
+  2018](https://arxiv.org/abs/1812.11800) (`swish_sign`).
+- `tanh`, `cosh2`, `gumbel`, `ede`, `rsign`: see their classes.
 """
 from __future__ import annotations
 
@@ -114,6 +129,21 @@ class SteIdentity(lq.quantizers.SteSign):
     (`larq.constraints.WeightClip`), the clipped and identity STE coincide. Paper 003's STE
     rows use the clipped form (its eq. 3, `ste_clipped`), which differs from this one on
     activations.
+
+    !!! example
+        ```python
+        layer = lq.layers.QuantDense(64, kernel_quantizer="ste",
+                                     kernel_constraint=lq.constraints.WeightClip(1.0))
+        ```
+
+    # Arguments
+        clip_value: ``None`` (default, identity); a float gives Larq's clipped `SteSign`.
+
+    # References
+        - [Bengio, Léonard & Courville, Estimating or Propagating Gradients Through Stochastic
+          Neurons for Conditional Computation, 2013](https://arxiv.org/abs/1308.3432)
+        - [Courbariaux, Bengio & David, BinaryConnect: Training Deep Neural Networks with binary
+          weights during propagations, NeurIPS 2015](https://arxiv.org/abs/1511.00363)
     """
 
     def __init__(self, clip_value: float | None = None, **kwargs):
@@ -126,8 +156,20 @@ class TanhSign(_SignEstimator):
 
     \\[ \frac{\partial q}{\partial x} = \beta \left(1 - \tanh^2(\beta x)\right). \\]
 
+    With \\(\beta = 1\\) this is paper 003's "tanh" estimator.
+
+    !!! example
+        ```python
+        quantizer = lqbench.estimators.TanhSign(beta=1.0)  # or lqbench.estimators.get("tanh")
+        layer = lq.layers.QuantConv2D(32, 3, input_quantizer=quantizer, kernel_quantizer="ste")
+        ```
+
     # Arguments
         beta: slope of the tanh; larger values approach the true (Dirac) gradient.
+
+    # References
+        - So, *A Survey of Gradient Estimators for Binary Neural Networks for Image Classification*,
+          EE 367 report, Stanford University (paper 003), eq. 6.
     """
 
     def __init__(self, beta: float = 1.0, **kwargs):
@@ -153,6 +195,21 @@ class Cosh2Sign(_SignEstimator):
     With \\(\beta = 1\\) this is exactly paper 003's "2/cosh x" estimator (its eq. 7), the
     choice of the paper-003 presets. For the BNN+ "SignSwish" form of the 2/cosh family
     (methods.md's default, \\(\beta = 5\\)) use `swish_sign` (Larq's `SwishSign`).
+
+    !!! example
+        ```python
+        layer = lq.layers.QuantConv2D(32, 3, input_quantizer="cosh2", kernel_quantizer="ste")
+        ```
+
+    # Arguments
+        beta: width of the bump (> 0); 1 is paper 003's estimator.
+
+    # References
+        - So, *A Survey of Gradient Estimators for Binary Neural Networks for Image Classification*,
+          EE 367 report, Stanford University (paper 003), eq. 7, which credits J. Kim's
+          code https://github.com/penpaperkeycode/Binarized_Neural_Network_Pytorch
+        - [Darabi et al., BNN+: Improved Binary Network Training,
+          2018](https://arxiv.org/abs/1812.11800) (the SignSwish member of the family)
     """
 
     def __init__(self, beta: float = 1.0, **kwargs):
@@ -207,8 +264,22 @@ class GumbelSign(_ScheduledSign):
     (1 - s^2) / \tau\\) (straight-through Gumbel-softmax). At inference the forward pass is the
     deterministic \\(sign(x)\\). Anneal \\(\tau\\) with `GumbelTemperatureSchedule`.
 
+    !!! example
+        ```python
+        layer = lq.layers.QuantDense(64, input_quantizer=lqbench.estimators.GumbelSign(tau=1.0))
+        callbacks = [lqbench.estimators.GumbelTemperatureSchedule(initial=1.0, rate=0.9)]
+        ```
+
     # Arguments
         tau: initial temperature (> 0).
+
+    # References
+        - [Jang, Gu & Poole, Categorical Reparameterization with Gumbel-Softmax,
+          ICLR 2017](https://arxiv.org/abs/1611.01144)
+        - [Maddison, Mnih & Teh, The Concrete Distribution: A Continuous Relaxation of Discrete
+          Random Variables, ICLR 2017](https://arxiv.org/abs/1611.00712)
+        - So, *A Survey of Gradient Estimators for Binary Neural Networks for Image Classification*,
+          EE 367 report, Stanford University (paper 003) ("Gumbel softmax" rows).
     """
 
     _schedule_variables = (("tau", 1.0),)
@@ -261,8 +332,20 @@ class EDESign(_ScheduledSign):
 
     at epoch \\(i\\) of \\(N\\). `EDESchedule` sets \\(t\\) and \\(k\\) at every epoch start.
 
+    !!! example
+        ```python
+        layer = lq.layers.QuantConv2D(128, 3, input_quantizer="ede", kernel_quantizer="ede")
+        model.fit(x, y, epochs=10, callbacks=[lqbench.estimators.EDESchedule(total_epochs=10)])
+        ```
+
     # Arguments
         t, k: initial values (those of epoch 0 with the IR-Net defaults).
+
+    # References
+        - [Qin, Gong, Liu, Shen, Wei, Yu & Song, Forward and Backward Information Retention for
+          Accurate Binary Neural Networks, CVPR 2020](https://arxiv.org/abs/1909.10788); code:
+          https://github.com/htqin/IR-Net (``CIFAR-10/VGG-Small/modules/binaryfunction.py``,
+          ``CIFAR-10/VGG-Small/main.py``: ``Log_UP``)
     """
 
     _schedule_variables = (("t", 0.1), ("k", 10.0))
@@ -293,6 +376,20 @@ class RSign(lq.quantizers._BaseQuantizer):
 
     The subtraction is a float op before the sign, which LCE converts (an add before
     `LceQuantize`). Use it as an input quantizer only.
+
+    !!! example
+        ```python
+        layer = lq.layers.QuantConv2D(64, 3, input_quantizer=lqbench.estimators.RSign(),
+                                      kernel_quantizer="ste")
+        ```
+
+    # Arguments
+        clip_value: the straight-through window \\(|x - b| \leq\\) ``clip_value``.
+
+    # References
+        - [Liu, Shen, Savvides & Cheng, ReActNet: Towards Precise Binary Neural Network with
+          Generalized Activation Functions, ECCV 2020](https://arxiv.org/abs/2003.03488); code:
+          https://github.com/liuzechun/ReActNet
     """
 
     precision = 1
@@ -316,7 +413,21 @@ class RSign(lq.quantizers._BaseQuantizer):
 
 
 def ede_parameters(epoch: int, total_epochs: int, t_min: float = 0.1, t_max: float = 10.0) -> tuple[float, float]:
-    """IR-Net EDE values ``(t, k)`` at ``epoch`` (0-based) of ``total_epochs``."""
+    r"""IR-Net EDE values ``(t, k)`` at ``epoch`` (0-based) of ``total_epochs``.
+
+    \\[ t = t_{min} 10^{\frac{e}{N} \log_{10}(t_{max}/t_{min})}, \qquad k = \max(1/t, 1). \\]
+
+    !!! example
+        ```python
+        lqbench.estimators.ede_parameters(0, 10)  # (0.1, 10.0)
+        ```
+
+    # References
+        - [Qin, Gong, Liu, Shen, Wei, Yu & Song, Forward and Backward Information Retention for
+          Accurate Binary Neural Networks, CVPR 2020](https://arxiv.org/abs/1909.10788); code:
+          https://github.com/htqin/IR-Net (``CIFAR-10/VGG-Small/modules/binaryfunction.py``,
+          ``CIFAR-10/VGG-Small/main.py``: ``Log_UP``)
+    """
     if total_epochs <= 0:
         raise ValueError(f"total_epochs must be > 0, got {total_epochs}")
     if not 0 < t_min <= t_max:
@@ -332,7 +443,26 @@ def quantizers_of(model: tf.keras.Model, cls: type) -> list:
 
 @lq.utils.register_keras_custom_object
 class EDESchedule(tf.keras.callbacks.Callback):
-    """Sets `t` and `k` of every `EDESign` in the model at the start of each epoch (IR-Net)."""
+    r"""Sets `t` and `k` of every `EDESign` in the model at the start of each epoch (IR-Net).
+
+    The values are `ede_parameters` of the epoch, so \\(t\\) grows from ``t_min`` to
+    ``t_max`` over ``total_epochs``.
+
+    !!! example
+        ```python
+        model.fit(x, y, epochs=10, callbacks=[lqbench.estimators.EDESchedule(total_epochs=10)])
+        ```
+
+    # Arguments
+        total_epochs: \\(N\\), the length of the run.
+        t_min, t_max: the first and the limiting \\(t\\).
+
+    # References
+        - [Qin, Gong, Liu, Shen, Wei, Yu & Song, Forward and Backward Information Retention for
+          Accurate Binary Neural Networks, CVPR 2020](https://arxiv.org/abs/1909.10788); code:
+          https://github.com/htqin/IR-Net (``CIFAR-10/VGG-Small/modules/binaryfunction.py``,
+          ``CIFAR-10/VGG-Small/main.py``: ``Log_UP``)
+    """
 
     def __init__(self, total_epochs: int, t_min: float = 0.1, t_max: float = 10.0):
         super().__init__()
@@ -351,6 +481,22 @@ class GumbelTemperatureSchedule(tf.keras.callbacks.Callback):
     r"""Anneals the temperature of every `GumbelSign` geometrically per epoch.
 
     \\[ \tau_i = \max(\tau_{min}, \tau_0 \cdot r^i). \\]
+
+    !!! example
+        ```python
+        schedule = lqbench.estimators.GumbelTemperatureSchedule(initial=1.0, rate=0.9, minimum=0.1)
+        model.fit(x, y, epochs=10, callbacks=[schedule])
+        ```
+
+    # Arguments
+        initial: \\(\tau_0 > 0\\).
+        rate: \\(r \in (0, 1]\\).
+        minimum: \\(\tau_{min} > 0\\).
+
+    # References
+        - [Jang, Gu & Poole, Categorical Reparameterization with Gumbel-Softmax,
+          ICLR 2017](https://arxiv.org/abs/1611.01144) (annealing \\(\tau\\)
+          exponentially with training)
     """
 
     def __init__(self, initial: float = 1.0, rate: float = 0.9, minimum: float = 0.1):

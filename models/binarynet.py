@@ -65,7 +65,7 @@ def binarynet_mlp(
     activation: str = "hard_tanh",
     dense_as_conv: bool = False,
 ) -> tf.keras.Model:
-    """Paper 002's BinaryNet MLP 784-2048-2048-2048-10 with batch normalisation after every layer.
+    r"""Paper 002's BinaryNet MLP 784-2048-2048-2048-10 with batch normalisation after every layer.
 
     # Arguments
         hidden_units: widths of the hidden layers (their number sets the depth).
@@ -73,6 +73,22 @@ def binarynet_mlp(
         dense_as_conv: write binary hidden layers as 1x1 binary convolutions (same maths; see
             `_blocks.dense`). Unnecessary for deployment: `lqbench.tflite.convert` rewrites binary
             dense layers so (kept for compatibility).
+
+    Each hidden layer computes \\(h_{l+1} = \text{Htanh}(\text{BN}(W_l\, q(h_l)))\\), with
+    \\(q\\) the sign of binary activations (identity when they are real).
+
+    !!! example
+        ```python
+        # paper 002: binary activations, real weights
+        b = lqbench.Binarization(weights=False, activations=True)
+        model = lqbench.models.build("binarynet_mlp", (28, 28, 1), 10, b, hidden_units=(256, 256))
+        ```
+
+    # References
+        - Sakr, Choi, Wang, Gopalakrishnan & Shanbhag, *True Gradient-Based Training of Deep Binary
+          Activated Neural Networks via Continuous Binarization*, ICASSP 2018 (paper 002), §4 (MNIST)
+        - [Courbariaux, Hubara, Soudry, El-Yaniv & Bengio, Binarized Neural Networks: Training Deep
+          Neural Networks with Weights and Activations Constrained to +1 or -1, 2016](https://arxiv.org/abs/1602.02830)
     """
     hidden_units = B.check_int_tuple("hidden_units", hidden_units)
     inputs = tf.keras.Input(shape=input_shape, name="input")
@@ -110,6 +126,25 @@ def binarynet_cnn(
             deployment: `lqbench.tflite.convert` rewrites binary dense layers so (kept for compatibility).
         block_order: ``"conv_bn_pool_act"`` (default, LCE) or ``"conv_pool_bn_act"``
             (BinaryNet's and Bop's, pool before BN), or ``"conv_bn_act_pool"``.
+
+    !!! example
+        ```python
+        model = lqbench.models.build("binarynet_cnn", (32, 32, 3), 10, lqbench.Binarization(),
+                                      width_multiplier=0.125, dense_units=(128, 128))
+        ```
+
+    # References
+        - [Courbariaux, Hubara, Soudry, El-Yaniv & Bengio, Binarized Neural Networks: Training Deep
+          Neural Networks with Weights and Activations Constrained to +1 or -1, 2016](https://arxiv.org/abs/1602.02830)
+          (the CIFAR-10 network)
+        - [Courbariaux, Bengio & David, BinaryConnect: Training Deep Neural Networks with binary weights
+          during propagations, NeurIPS 2015](https://arxiv.org/abs/1511.00363) (its CIFAR-10 architecture)
+        - [Helwegen, Widdicombe, Geiger, Liu, Cheng & Nusselder, Latent Weights Do Not Exist: Rethinking
+          Binarized Neural Network Optimization, NeurIPS 2019](https://papers.nips.cc/paper/8971-latent-weights-do-not-exist-rethinking-binarized-neural-network-optimization)
+          (Bop's BinaryNet)
+        - Sakr, Choi, Wang, Gopalakrishnan & Shanbhag, *True Gradient-Based Training of Deep Binary
+          Activated Neural Networks via Continuous Binarization*, ICASSP 2018 (paper 002), §4
+          (CIFAR-10 and SVHN networks)
     """
     B.check_choice("variant", variant, list(_CNN_VARIANTS))
     B.check_choice("block_order", block_order, B.BLOCK_ORDERS)

@@ -68,6 +68,21 @@ def lenet(
         dense_as_conv: write binary hidden linear layers as 1x1 binary convolutions. Unnecessary for
             deployment: `lqbench.tflite.convert` rewrites binary dense layers so (kept for compatibility).
         activation: float activation (``"relu"``).
+
+    !!! example
+        ```python
+        # paper 003: only the two convolutions binary, the linear layers real
+        b = lqbench.Binarization(keep_first_last=False)
+        model = lqbench.models.build("lenet", (32, 32, 3), 10, b, binarize_dense=False)
+        ```
+
+    # References
+        - So, *A Survey of Gradient Estimators for Binary Neural Networks for Image Classification*,
+          EE 367 report, Stanford University (paper 003), §3.1, Fig. 5 and Table 2
+        - LeCun, Bottou, Bengio & Haffner, *Gradient-Based Learning Applied to Document Recognition*,
+          Proceedings of the IEEE 86(11), 1998 (LeNet-5)
+        - [PyTorch tutorial, Training a Classifier](https://pytorch.org/tutorials/beginner/blitz/cifar10_tutorial.html)
+          (the CIFAR-10 network paper 003 starts from)
     """
     filters = B.check_int_tuple("filters", filters)
     if len(filters) != 2:

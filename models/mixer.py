@@ -71,6 +71,22 @@ def mlp_mixer(
     # Arguments
         preset: ``"paper"`` (16/512/12/784/256) or ``"small"`` (4/128/4/256/64).
         patch_size, hidden_dim, depth, tokens_mlp_dim, channels_mlp_dim: override the preset.
+
+    !!! example
+        ```python
+        b = lqbench.Binarization()
+        model = lqbench.models.build("mlp_mixer", (32, 32, 3), 10, b, preset="small")
+        plain = lqbench.models.build("mlp_mixer", (32, 32, 3), 10, b, skip_connections=False,
+                                     preset="small")  # no residual additions, paper 000 Table 8
+        ```
+
+    # References
+        - [Tolstikhin et al., MLP-Mixer: An all-MLP Architecture for Vision,
+          NeurIPS 2021](https://arxiv.org/abs/2105.01601)
+        - [Crulis, Serres, de Runz & Venturini, An experimental comparative study of backpropagation and
+          alternatives for training binary neural networks for image classification, 2024
+          (paper 000)](https://arxiv.org/abs/2408.04460); code: https://github.com/BenCrulis/binary_nn_extended
+          (``MLPMixer`` of https://github.com/lucidrains/mlp-mixer-pytorch)
     """
     B.check_choice("preset", preset, list(PRESETS))
     config = dict(PRESETS[preset])

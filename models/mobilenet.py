@@ -59,6 +59,20 @@ def mobilenet_v2(
     # Arguments
         width_multiplier: channel multiplier (torchvision's ``width_mult``), e.g. 0.35 for tests.
         dropout: dropout rate before the classifier (0.2).
+
+    !!! example
+        ```python
+        model = lqbench.models.build("mobilenet_v2", (32, 32, 3), 10, lqbench.Binarization(),
+                              width_multiplier=0.35)
+        ```
+
+    # References
+        - [Sandler, Howard, Zhu, Zhmoginov & Chen, MobileNetV2: Inverted Residuals and Linear Bottlenecks,
+          CVPR 2018](https://arxiv.org/abs/1801.04381)
+        - [Crulis, Serres, de Runz & Venturini, An experimental comparative study of backpropagation and
+          alternatives for training binary neural networks for image classification, 2024
+          (paper 000)](https://arxiv.org/abs/2408.04460); code: https://github.com/BenCrulis/binary_nn_extended
+          (torchvision's ``mobilenet_v2``)
     """
     B.check_positive_float("width_multiplier", width_multiplier)
     if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):

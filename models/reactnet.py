@@ -53,6 +53,20 @@ def reactnet_a(
         width_multiplier: scales every channel count (multiples of 8), e.g. 0.25 for tests.
         rsign: use ReActNet's RSign (learnt thresholds) for binary activations; ``False``
             uses the binarization's activation estimator.
+
+    !!! example
+        ```python
+        model = lqbench.models.build("reactnet_a", (32, 32, 3), 10, lqbench.Binarization(), width_multiplier=0.25)
+        ```
+
+    # References
+        - [Liu, Shen, Savvides & Cheng, ReActNet: Towards Precise Binary Neural Network with Generalized
+          Activation Functions, ECCV 2020](https://arxiv.org/abs/2003.03488); code: https://github.com/liuzechun/ReActNet
+        - [Howard et al., MobileNets: Efficient Convolutional Neural Networks for Mobile Vision Applications,
+          2017](https://arxiv.org/abs/1704.04861) (the backbone)
+        - [Paren & Poudel, Training Binarized Neural Networks the Easy Way, BMVC 2022
+          (paper 001)](https://bmvc2022.mpi-inf.mpg.de/35/); code: https://github.com/Alasdair-P/bnew, Table 2
+          (BNEW's ReActNet-A, ``ImageNet_ReActNet/``)
     """
     B.check_positive_float("width_multiplier", width_multiplier)
     b = binarization

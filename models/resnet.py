@@ -122,6 +122,27 @@ def resnet20(
         channel_scale: birealnet only: learnt per-channel scale after each binary conv.
         binary_shortcut: birealnet only: binarize the 1x1 down-sampling convolutions too.
         stem_pool: birealnet only: the 3x3/2 max-pool after the stem (BNEW's code has it).
+
+    !!! example
+        ```python
+        b = lqbench.Binarization(activation_estimator="approx_sign")
+        model = lqbench.models.build("resnet20", (32, 32, 3), 10, b)  # the Bi-Real ResNet20 of BNEW
+        classic = lqbench.models.build("resnet20", (32, 32, 3), 10, b, variant="classic")
+        ```
+
+    # References
+        - [He, Zhang, Ren & Sun, Deep Residual Learning for Image Recognition,
+          CVPR 2016](https://arxiv.org/abs/1512.03385)
+          (CIFAR ResNet-20, option-A shortcut: ``variant="classic"``)
+        - [Liu, Wu, Luo, Yang, Liu & Cheng, Bi-Real Net: Enhancing the Performance of 1-bit CNNs With
+          Improved Representational Capability and Advanced Training Algorithm, ECCV 2018](https://arxiv.org/abs/1808.00278)
+          (a shortcut around every binary convolution: ``variant="birealnet"``)
+        - [Liu, Shen, Savvides & Cheng, ReActNet: Towards Precise Binary Neural Network with Generalized
+          Activation Functions, ECCV 2020](https://arxiv.org/abs/2003.03488); code: https://github.com/liuzechun/ReActNet
+          (RPReLU and the learnt input shift)
+        - [Paren & Poudel, Training Binarized Neural Networks the Easy Way, BMVC 2022
+          (paper 001)](https://bmvc2022.mpi-inf.mpg.de/35/); code: https://github.com/Alasdair-P/bnew
+          (its ``birealresnet20``)
     """
     B.check_choice("variant", variant, VARIANTS)
     B.check_positive_int("depth", depth)

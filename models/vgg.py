@@ -88,6 +88,30 @@ def vgg_small(
             (the sign follows batch norm directly, one op less after conversion).
         block_order: ``"conv_bn_pool_act"`` (default, LCE), ``"conv_pool_bn_act"`` (IR-Net) or
             ``"conv_bn_act_pool"`` (torchvision, paper 000's code).
+
+    Each convolution block computes (default ``block_order``; MP only after the 2nd, 4th and 6th)
+
+    \\[ x_{l+1} = \text{htanh}\big(\text{MP}(\text{BN}(W_l * q(x_l)))\big), \\]
+
+    with \\(q\\) the sign of binary activations (the identity on the image \\(x_1\\)); the
+    classifier reads \\(q(x_7)\\) flattened.
+
+    !!! example
+        ```python
+        # paper 003 Table 3: the IR-Net estimator on weights and activations
+        b = lqbench.Binarization(weight_estimator="ede", activation_estimator="ede")
+        model = lqbench.models.build("vgg_small", (32, 32, 3), 10, b, width_multiplier=0.25)
+        callbacks = lqbench.estimators.callbacks_for(b.estimator_names(), epochs=10)  # EDESchedule
+        ```
+
+    # References
+        - [Qin, Gong, Liu, Shen, Wei, Yu & Song, Forward and Backward Information Retention for Accurate
+          Binary Neural Networks, CVPR 2020](https://arxiv.org/abs/1909.10788); code:
+          https://github.com/htqin/IR-Net (``CIFAR-10/VGG-Small/vgg.py``)
+        - So, *A Survey of Gradient Estimators for Binary Neural Networks for Image Classification*,
+          EE 367 report, Stanford University (paper 003), §3.4 and Table 3
+        - [Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition,
+          ICLR 2015](https://arxiv.org/abs/1409.1556)
     """
     B.check_positive_float("width_multiplier", width_multiplier)
     B.check_choice("head", head, ["flatten", "avg"])
@@ -128,6 +152,22 @@ def vgg19(
             deployment: `lqbench.tflite.convert` rewrites binary dense layers so (kept for compatibility).
         block_order: ``"conv_bn_pool_act"`` (default, LCE) or ``"conv_bn_act_pool"``
             (torchvision's ``vgg19_bn``, paper 000's code), or ``"conv_pool_bn_act"``.
+
+    !!! example
+        ```python
+        model = lqbench.models.build("vgg19", (32, 32, 3), 10, lqbench.Binarization(),
+                                      width_multiplier=0.125, dense_units=(256, 256))
+        ```
+
+    # References
+        - [Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition,
+          ICLR 2015](https://arxiv.org/abs/1409.1556)
+        - [Ioffe & Szegedy, Batch Normalization: Accelerating Deep Network Training by Reducing Internal
+          Covariate Shift, ICML 2015](https://arxiv.org/abs/1502.03167) (the ``_bn`` variant)
+        - [Crulis, Serres, de Runz & Venturini, An experimental comparative study of backpropagation and
+          alternatives for training binary neural networks for image classification, 2024
+          (paper 000)](https://arxiv.org/abs/2408.04460); code: https://github.com/BenCrulis/binary_nn_extended
+          (torchvision's ``vgg19_bn``)
     """
     B.check_positive_float("width_multiplier", width_multiplier)
     B.check_choice("block_order", block_order, B.BLOCK_ORDERS)

@@ -39,6 +39,7 @@ import tensorflow as tf
 
 from lqbench import estimators
 from lqbench._lazy import lazy_module
+from lqbench.errors import ConfigValueError
 
 #: LCE's TFLite flatbuffer schema (loaded on first use: it is only needed to read flatbuffers).
 tflite_schema = lazy_module("larq_compute_engine.mlir.python.tflite_schema")
@@ -396,7 +397,7 @@ def _pools(model, target: str) -> list[PoolFinding]:
 def analyze(model: tf.keras.Model, target: str = "arm") -> Analysis:
     """Predict, layer by layer, what LCE's converter does with ``model`` (see module doc)."""
     if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}; allowed: {', '.join(TARGETS)}")
+        raise ConfigValueError(f"unknown target {target!r}; allowed: {', '.join(TARGETS)}")
     by_name = {layer.name: layer for layer in _walk(model)}
     layers = [f for f in (_classify(layer, target) for layer in by_name.values()) if f is not None]
     for finding in layers:

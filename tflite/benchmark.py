@@ -142,13 +142,13 @@ def _read(path) -> tuple[str, bytes]:
         raise FileNotFoundError(f"no .tflite file at {path}")
     data = path.read_bytes()
     if data[4:8] != b"TFL3":
-        raise ValueError(f"{path} is not a TFLite flatbuffer (no TFL3 identifier)")
+        raise ConfigValueError(f"{path} is not a TFLite flatbuffer (no TFL3 identifier)")
     check_flatbuffer(data, path)
     return path.name, data
 
 
 def check_flatbuffer(data: bytes, where: str | os.PathLike = "flatbuffer") -> None:
-    """Raise `ValueError` (one line) unless ``data`` is a whole, consistent TFLite model.
+    """Raise `ConfigValueError` (a `ValueError`, one line) unless ``data`` is a whole, consistent TFLite model.
 
     The TFLite interpreter trusts its input: a truncated or corrupt file makes it read past
     the buffer (a segmentation fault, not an exception). Every table, vector and string of
@@ -198,11 +198,11 @@ def check_flatbuffer(data: bytes, where: str | os.PathLike = "flatbuffer") -> No
 
 def _check_counts(threads: int, runs: int, warmup: int) -> None:
     if int(threads) < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+        raise ConfigValueError(f"threads must be >= 1, got {threads}")
     if int(runs) < 1:
-        raise ValueError(f"runs must be >= 1, got {runs}")
+        raise ConfigValueError(f"runs must be >= 1, got {runs}")
     if int(warmup) < 0:
-        raise ValueError(f"warmup must be >= 0, got {warmup}")
+        raise ConfigValueError(f"warmup must be >= 0, got {warmup}")
 
 
 class _Session:
@@ -278,7 +278,7 @@ def benchmark(
         `BenchResult` with median and p10/p90 of the ``runs`` latencies in ms.
     """
     if kernel not in KERNEL_CHOICES:
-        raise ValueError(f"unknown kernel {kernel!r}; allowed: {', '.join(KERNEL_CHOICES)}")
+        raise ConfigValueError(f"unknown kernel {kernel!r}; allowed: {', '.join(KERNEL_CHOICES)}")
     _check_counts(threads, runs, warmup)
     name, flatbuffer = _read(path)
     binary = "LceBconv2d" in analysis.op_counts(flatbuffer)

@@ -40,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from lqbench._lazy import lazy_module
+from lqbench.errors import ConfigTypeError, ConfigValueError
 from lqbench.experiment import load_model as _load_model
 from lqbench.tflite import analysis
 from lqbench.tflite import rewriting
@@ -286,11 +287,11 @@ class Audit:
 def audit(model: tf.keras.Model, target: str = "arm", rewrite: bool = True) -> Audit:
     """Rewrite ``model`` for LCE (unless ``rewrite=False``) and analyse what LCE will make of it."""
     if target not in analysis.TARGETS:
-        raise ValueError(f"unknown target {target!r}; allowed: {', '.join(analysis.TARGETS)}")
+        raise ConfigValueError(f"unknown target {target!r}; allowed: {', '.join(analysis.TARGETS)}")
     if not isinstance(model, tf.keras.Model):
-        raise ValueError(f"convert needs a tf.keras.Model, got {type(model).__name__}")
+        raise ConfigTypeError(f"convert needs a tf.keras.Model, got {type(model).__name__}")
     if not isinstance(rewrite, bool):
-        raise TypeError(f"rewrite must be True or False, got {rewrite!r}")
+        raise ConfigTypeError(f"rewrite must be True or False, got {rewrite!r}")
     result = rewriting.rewrite(model, target) if rewrite else None
     converted = result.model if result is not None else model
     return Audit(model, converted, target, rewrite, result, analysis.analyze(converted, target))
@@ -510,6 +511,8 @@ def convert(
     # Raises
         ConversionError: mis-converted layers or outputs (always), fallbacks (unless
             ``allow_fallback``), or fewer LceBconv2d than binary layers expected to convert.
+        ConfigValueError: an unknown ``target``.
+        ConfigTypeError: ``model`` is not a Keras model or ``rewrite`` is not a bool.
     """
     checked = audit(model, target, rewrite)
     flatbuffer = to_flatbuffer(checked.model, target)

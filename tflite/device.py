@@ -32,6 +32,7 @@ import shlex
 import subprocess
 from typing import Any
 
+from lqbench.errors import ConfigValueError
 from lqbench.tflite.benchmark import BenchResult
 
 DEVICE_KERNELS = ("default", "indirect", "reference")
@@ -140,9 +141,9 @@ def benchmark_flags(graph: str, threads: int = 1, runs: int = 50, warmup: int = 
                     xnnpack: bool = True, peak_memory: bool = True) -> list[str]:
     """Command-line flags of ``lce_benchmark_model`` for one run."""
     if kernel not in DEVICE_KERNELS:
-        raise ValueError(f"unknown kernel {kernel!r}; allowed: {', '.join(DEVICE_KERNELS)}")
+        raise ConfigValueError(f"unknown kernel {kernel!r}; allowed: {', '.join(DEVICE_KERNELS)}")
     if int(threads) < 1 or int(runs) < 1 or int(warmup) < 0:
-        raise ValueError(f"need threads >= 1, runs >= 1, warmup >= 0; got {threads}, {runs}, {warmup}")
+        raise ConfigValueError(f"need threads >= 1, runs >= 1, warmup >= 0; got {threads}, {runs}, {warmup}")
 
     def flag(value: bool) -> str:
         return "true" if value else "false"
@@ -211,7 +212,7 @@ class _Runner:
             kernel: str = "default", xnnpack: bool = True, probe_runs: int = 5) -> BenchResult:
         """Benchmark ``model`` on the device; ``kernel="auto"`` probes every kernel first."""
         if kernel not in ("auto", *DEVICE_KERNELS):
-            raise ValueError(f"unknown kernel {kernel!r}; allowed: auto, {', '.join(DEVICE_KERNELS)}")
+            raise ConfigValueError(f"unknown kernel {kernel!r}; allowed: auto, {', '.join(DEVICE_KERNELS)}")
         model = pathlib.Path(model)
         remote_model = self._prepare(model)
         skipped, notes = {}, []
@@ -283,7 +284,7 @@ class SshRunner(_Runner):
                  timeout: float = 600.0, ssh: str = "ssh", scp: str = "scp", options: tuple[str, ...] = ()):
         super().__init__(binary, remote_dir, timeout)
         if not host or host.startswith("-"):
-            raise ValueError(f"invalid ssh host {host!r}; expected USER@HOST")
+            raise ConfigValueError(f"invalid ssh host {host!r}; expected USER@HOST")
         self.host = host
         self.ssh, self.scp = ssh, scp
         self.options = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=15", *options]
@@ -310,4 +311,4 @@ def runner_for(device: str, binary: str | os.PathLike, **kwargs) -> _Runner:
         return AdbRunner(binary, serial=serial, **kwargs)
     if device.startswith("ssh:") and len(device) > 4:
         return SshRunner(binary, host=device[4:], **kwargs)
-    raise ValueError(f"unknown device {device!r}; allowed: adb, adb:SERIAL, ssh:USER@HOST")
+    raise ConfigValueError(f"unknown device {device!r}; allowed: adb, adb:SERIAL, ssh:USER@HOST")

@@ -58,6 +58,7 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
+from lqbench.errors import ConfigValueError
 from lqbench.tflite import analysis
 
 #: Kinds of rewrite, in the order they are applied.
@@ -353,10 +354,10 @@ def rewrite(model: tf.keras.Model, target: str = "arm", kinds=KINDS) -> RewriteR
         applied and every candidate declined, with its reason.
     """
     if target not in analysis.TARGETS:
-        raise ValueError(f"unknown target {target!r}; allowed: {', '.join(analysis.TARGETS)}")
+        raise ConfigValueError(f"unknown target {target!r}; allowed: {', '.join(analysis.TARGETS)}")
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
-        raise ValueError(f"unknown rewrite(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(KINDS)}")
+        raise ConfigValueError(f"unknown rewrite(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(KINDS)}")
     graph = _functional(model)
     if graph is None:
         return RewriteResult(model, [], [], [f"{type(model).__name__} is not a functional or built sequential "

@@ -46,6 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from lqbench._lazy import lazy_module
+from lqbench.errors import ConfigValueError
 from lqbench.tflite import analysis
 
 #: LarqComputeEngine (loaded on first use: converting and interpreting need it, importing this does not).
@@ -94,7 +95,7 @@ def kernel_error(error: Exception, native_lines: Sequence[str] = ()) -> str:
 
 def _interpreter(flatbuffer: bytes, kernel: str = "default", threads: int = 1, xnnpack: bool = False):
     if kernel not in KERNELS:
-        raise ValueError(f"unknown binary kernel {kernel!r}; allowed: {', '.join(KERNELS)}")
+        raise ConfigValueError(f"unknown binary kernel {kernel!r}; allowed: {', '.join(KERNELS)}")
     return lce.testing.Interpreter(
         flatbuffer,
         num_threads=threads,
@@ -114,7 +115,7 @@ def random_inputs(model: tf.keras.Model, n: int = 4, seed: int = 0) -> list[np.n
     shapes = model.input_shape if isinstance(model.input_shape, list) else [model.input_shape]
     for shape in shapes:
         if any(d is None for d in shape[1:]):
-            raise ValueError(f"model input shape {shape} has unknown dimensions: pass sample_inputs")
+            raise ConfigValueError(f"model input shape {shape} has unknown dimensions: pass sample_inputs")
     return [rng.standard_normal((n, *shape[1:])).astype(np.float32) for shape in shapes]
 
 
@@ -367,7 +368,7 @@ def verify(model: tf.keras.Model, flatbuffer: bytes, inputs, convert_fn: Callabl
             every sample ties and some differ), ``"always"`` or ``"never"``.
     """
     if calibrate not in ("auto", "always", "never"):
-        raise ValueError(f"unknown calibrate {calibrate!r}; allowed: auto, always, never")
+        raise ConfigValueError(f"unknown calibrate {calibrate!r}; allowed: auto, always, never")
     check = compare(model, flatbuffer, inputs, kernels)
     wanted = calibrate == "always" or (calibrate == "auto" and not check.establishes_exactness
                                        and not check.misconverted)

@@ -27,6 +27,28 @@ schedules see one step per batch); ``update="step"`` keeps each segment's gradie
 them once at the end of the step (identical maths, needed by `CaseOptimizer`, which maps
 variables to optimizers on its first call); ``update="auto"`` (default) picks ``"segment"``
 unless the optimizer has sub-optimizers.
+
+A method is a subclass that sets ``algorithm``, ``defaults`` (and ``choices``) and implements
+``_train_step(x, y, sample_weight)`` returning the logits; `register` makes it a Keras
+custom object and ``lqbench.algorithms`` lists it by ``algorithm`` for `build`.
+
+!!! example
+    ```python
+    import lqbench, lqbench.algorithms, lqbench.models
+    import tensorflow as tf
+    model = lqbench.models.build("lenet", (28, 28, 1), 10, lqbench.Binarization())
+    trainer = lqbench.algorithms.build("dfa", model, seed=0)  # an `Algorithm`
+    trainer.compile(tf.keras.optimizers.legacy.Adam(1e-3), metrics=["accuracy"])
+    trainer.fit(x, y, batch_size=32, epochs=1)  # trains `model`'s own variables
+    ```
+
+# References
+- [Crulis, Serres, de Runz & Venturini, An experimental comparative study of backpropagation
+  and alternatives for training binary neural networks for image classification, 2024
+  (paper 000)](https://arxiv.org/abs/2408.04460); code: https://github.com/BenCrulis/binary_nn_extended
+- [Frenkel, Lefebvre & Bol, Learning Without Feedback: Fixed Random Learning Signals Allow for
+  Feedforward Training of Deep Neural Networks, Frontiers in Neuroscience 2021](https://arxiv.org/abs/1909.01311)
+  (update locking and update-unlocked, layer-wise training).
 """
 from __future__ import annotations
 

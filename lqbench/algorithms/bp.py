@@ -14,6 +14,16 @@ equals ``model.fit`` (measured in ``bench/training_cost.py``).
     trainer.compile(tf.keras.optimizers.legacy.Adam(1e-3), metrics=["accuracy"], jit_compile=True)
     trainer.fit(train_ds, epochs=3)
     ```
+
+# References
+- Rumelhart, Hinton & Williams, *Learning representations by back-propagating errors*,
+  Nature 323, 1986.
+- [Courbariaux, Hubara, Soudry, El-Yaniv & Bengio, Binarized Neural Networks: Training Deep
+  Neural Networks with Weights and Activations Constrained to +1 or -1, 2016](https://arxiv.org/abs/1602.02830)
+  (backprop through sign estimators in a BNN).
+- [Crulis, Serres, de Runz & Venturini, An experimental comparative study of backpropagation
+  and alternatives for training binary neural networks for image classification, 2024
+  (paper 000)](https://arxiv.org/abs/2408.04460); code: https://github.com/BenCrulis/binary_nn_extended (the BP baseline).
 """
 from __future__ import annotations
 

@@ -23,6 +23,16 @@ whole forward pass before any update, so its peak memory equals backprop's.
     trainer = lqbench.algorithms.build("dfa", model, seed=0)
     trainer.compile(lqbench.optimizers.build("adam", 1e-3, 1e-5), metrics=["accuracy"])
     ```
+
+# References
+- [Nøkland, Direct Feedback Alignment Provides Learning in Deep Neural Networks,
+  NeurIPS 2016](https://arxiv.org/abs/1609.01596)
+- [Lillicrap, Cownden, Tweed & Akerman, Random synaptic feedback weights support error
+  backpropagation for deep learning, Nature Communications 7, 2016](https://doi.org/10.1038/ncomms13276)
+  (feedback alignment, which DFA generalises).
+- [Crulis, Serres, de Runz & Venturini, An experimental comparative study of backpropagation
+  and alternatives for training binary neural networks for image classification, 2024
+  (paper 000)](https://arxiv.org/abs/2408.04460); code: https://github.com/BenCrulis/binary_nn_extended (``binary_nn/algorithms/dfa.py``).
 """
 from __future__ import annotations
 

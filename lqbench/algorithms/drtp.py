@@ -36,6 +36,13 @@ block inputs too (methods.md §3: "at each tap").
     ```python
     trainer = lqbench.algorithms.build("drtp", model, seed=0)
     ```
+
+# References
+- [Frenkel, Lefebvre & Bol, Learning Without Feedback: Fixed Random Learning Signals Allow for
+  Feedforward Training of Deep Neural Networks, Frontiers in Neuroscience 15, 2021](https://arxiv.org/abs/1909.01311)
+- [Crulis, Serres, de Runz & Venturini, An experimental comparative study of backpropagation
+  and alternatives for training binary neural networks for image classification, 2024
+  (paper 000)](https://arxiv.org/abs/2408.04460); code: https://github.com/BenCrulis/binary_nn_extended (``binary_nn/algorithms/drtp.py``, ``DRTPFast``).
 """
 from __future__ import annotations
 

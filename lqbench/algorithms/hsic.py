@@ -31,6 +31,20 @@ centred kernel alignment \\(\operatorname{HSIC}(A, B) / \sqrt{\operatorname{HSIC
     ```python
     trainer = lqbench.algorithms.build("hsic", model, gamma=20.0)
     ```
+
+# References
+- [Ma, Lewis & Kleijn, The HSIC Bottleneck: Deep Learning without Back-Propagation,
+  AAAI 2020](https://arxiv.org/abs/1908.01580)
+- [Pogodin & Latham, Kernelized information bottleneck leads to biologically plausible 3-factor
+  Hebbian learning in deep networks, NeurIPS 2020](https://arxiv.org/abs/2006.07123) (cited with
+  Ma et al. for paper 000's HSIC method).
+- Gretton, Bousquet, Smola & Schölkopf, *Measuring Statistical Dependence with Hilbert-Schmidt
+  Norms*, ALT 2005 (the biased HSIC estimator).
+- [Kornblith, Norouzi, Lee & Hinton, Similarity of Neural Network Representations Revisited,
+  ICML 2019](https://arxiv.org/abs/1905.00414) (centred kernel alignment, ``objective="cka"``).
+- [Crulis, Serres, de Runz & Venturini, An experimental comparative study of backpropagation
+  and alternatives for training binary neural networks for image classification, 2024
+  (paper 000)](https://arxiv.org/abs/2408.04460); code: https://github.com/BenCrulis/binary_nn_extended (``binary_nn/algorithms/hsic.py``, ``binary_nn/utils/hsic.py``).
 """
 from __future__ import annotations
 

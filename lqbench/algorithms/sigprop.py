@@ -64,7 +64,10 @@ is not implemented.
 # References
 - [Kohan et al., Signal Propagation: The Framework for Learning and Inference in a Forward
   Pass, IEEE TNNLS 2023](https://arxiv.org/abs/2204.01723)
-- [Crulis et al., paper 000](../shared/papers/README.md); code: github.com/BenCrulis/binary_nn_extended
+- [Crulis, Serres, de Runz & Venturini, An experimental comparative study of backpropagation
+  and alternatives for training binary neural networks for image classification, 2024
+  (paper 000)](https://arxiv.org/abs/2408.04460); code: https://github.com/BenCrulis/binary_nn_extended
+  (``binary_nn/algorithms/pepita.py``).
 """
 from __future__ import annotations
 

@@ -60,6 +60,17 @@ by adding the surrogate \\(\sum \operatorname{sg}(s_k) \odot a_k\\) (its gradien
         print(tap.name, tap.shape, tap.quantizer)
     env, logits = graph.run(x, training=True)      # env[tap.key] is h_k
     ```
+
+# References
+- [Crulis, Serres, de Runz & Venturini, An experimental comparative study of backpropagation
+  and alternatives for training binary neural networks for image classification, 2024
+  (paper 000)](https://arxiv.org/abs/2408.04460); code: https://github.com/BenCrulis/binary_nn_extended
+  (per-module backward hooks on the weight layers, ``binary_nn/algorithms/``).
+- [Nøkland, Direct Feedback Alignment Provides Learning in Deep Neural Networks,
+  NeurIPS 2016](https://arxiv.org/abs/1609.01596) (a signal injected at every hidden layer).
+- [Frenkel, Lefebvre & Bol, Learning Without Feedback: Fixed Random Learning Signals Allow for
+  Feedforward Training of Deep Neural Networks, Frontiers in Neuroscience 15, 2021](https://arxiv.org/abs/1909.01311)
+  (gradients stopped between layers: update-unlocked segments).
 """
 from __future__ import annotations
 

@@ -32,9 +32,9 @@ one step apart), and ``project_first=True`` follows the authors' order
 (`lqbench.optimizers.BNEW`).
 
 # References
-- [Paren & Poudel, BNEW: Binary Neural Networks by Weight Regularisation (paper 001)](https://github.com/Alasdair-P/bnew);
-  reference code: https://github.com/Alasdair-P/bnew @f0c2019 (``prox.py``: ``u_reg``,
-  ``adjust_reg``; ``reproduce/cifar10/10bnew.py``).
+- [Paren & Poudel, Training Binarized Neural Networks the Easy Way, BMVC 2022
+  (paper 001)](https://bmvc2022.mpi-inf.mpg.de/35/); reference code: https://github.com/Alasdair-P/bnew
+  @f0c2019 (``prox.py``: ``u_reg``, ``adjust_reg``; ``reproduce/cifar10/10bnew.py``).
 """
 from __future__ import annotations
 

@@ -12,6 +12,9 @@ differs from PyTorch's only in where \\(\epsilon\\) enters). Being a
     ```python
     optimizer = lqbench.optimizers.Adam(1e-3, weight_decay=1e-5)
     ```
+
+# References
+- [Kingma & Ba, Adam: A Method for Stochastic Optimization, ICLR 2015](https://arxiv.org/abs/1412.6980)
 """
 from __future__ import annotations
 
@@ -26,9 +29,26 @@ __all__ = ["Adam"]
 @lq.utils.register_alias("LqbenchAdam")
 @lq.utils.register_keras_custom_object
 class Adam(CoupledWeightDecayMixin, tf.keras.optimizers.legacy.Adam):
-    """Registered as ``LqbenchAdam`` (its default name, which `CaseOptimizer` serialises).
+    r"""Registered as ``LqbenchAdam`` (its default name, which `CaseOptimizer` serialises).
 
-    Legacy Keras Adam plus coupled weight decay ``weight_decay`` (default 0)."""
+    Legacy Keras Adam plus coupled weight decay ``weight_decay`` (default 0):
+    \\(g_t \leftarrow g_t + \lambda_{wd} w_t\\) before the Adam moments (module docstring).
+
+    !!! example
+        ```python
+        optimizer = lqbench.optimizers.Adam(1e-3, weight_decay=1e-5)
+        ```
+
+    # Arguments
+        learning_rate: float > 0 or a `LearningRateSchedule`.
+        beta_1, beta_2: moment decay rates in [0, 1).
+        epsilon: \\(\hat\epsilon\\).
+        amsgrad: Keras's AMSGrad variant.
+        weight_decay: \\(\lambda_{wd} \geq 0\\).
+
+    # References
+        - [Kingma & Ba, Adam: A Method for Stochastic Optimization, ICLR 2015](https://arxiv.org/abs/1412.6980)
+    """
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
                  weight_decay: float = 0.0, name: str = "LqbenchAdam", **kwargs):

@@ -17,6 +17,14 @@ and freezes it. The forward pass uses \\(w^b\\) itself (no latent weights):
     ```python
     history = lqbench.recipes.fit(model, train, epochs=30, optimizer="bnew", validation_data=val)
     ```
+
+# References
+- [Paren & Poudel, Training Binarized Neural Networks the Easy Way, BMVC 2022
+  (paper 001)](https://bmvc2022.mpi-inf.mpg.de/35/); code: https://github.com/Alasdair-P/bnew
+  (``prox.py``: ``u_reg``, ``adjust_reg``, ``post_update``; ``binary_main.py``).
+- [Bai, Wang & Liberty, ProxQuant: Quantized Neural Networks via Proximal Operators,
+  ICLR 2019](https://arxiv.org/abs/1810.00861); code: https://github.com/allenbai01/ProxQuant
+  (the proximal-step view of a regularised binarizing update that BNEW builds on).
 """
 from __future__ import annotations
 
@@ -39,6 +47,16 @@ class BNEW(ProjectedAdam):
             epoch by a callback).
         frozen: leave the kernels unchanged (phase 3).
         project_first: project before the Adam step (the authors' order, `ProjectedAdam`).
+
+    !!! example
+        ```python
+        optimizer = lqbench.optimizers.build("bnew", learning_rate=1e-3, reg=0.01)  # Adam on the rest
+        kernels_only = lqbench.optimizers.BNEW(1e-3, reg=0.01, project_first=True)
+        ```
+
+    # References
+        - [Paren & Poudel, Training Binarized Neural Networks the Easy Way, BMVC 2022
+          (paper 001)](https://bmvc2022.mpi-inf.mpg.de/35/); code: https://github.com/Alasdair-P/bnew
     """
 
     _EXTRA_HYPERS = ("reg",)

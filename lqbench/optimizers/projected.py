@@ -15,6 +15,22 @@ kernels have been set to \\(\pm 1\\) and only the other parameters are fine-tune
 so the gradient is taken at the unprojected weights and the weights after the step are not
 projected (only Larq's weight clip, if the kernel has one, applies). The two orders differ by
 \\(O(\lambda \eta)\\) per step; ``bench/reference/bnew.py`` measures both.
+
+!!! example
+    ```python
+    class Clipped(lqbench.optimizers.projected.ProjectedAdam):  # projected Adam on [-1, 1]
+        def project(self, w, dtype):
+            return tf.clip_by_value(w, -1.0, 1.0)
+    ```
+
+# References
+- [Paren & Poudel, Training Binarized Neural Networks the Easy Way, BMVC 2022
+  (paper 001)](https://bmvc2022.mpi-inf.mpg.de/35/); code: https://github.com/Alasdair-P/bnew
+  (phase 1 is projected Adam; ``binary_main.py:84-95`` @f0c2019 for ``project_first``).
+- [Bai, Wang & Liberty, ProxQuant: Quantized Neural Networks via Proximal Operators,
+  ICLR 2019](https://arxiv.org/abs/1810.00861); code: https://github.com/allenbai01/ProxQuant
+  (a gradient step followed by a proximal map on the binary kernels).
+- [Kingma & Ba, Adam: A Method for Stochastic Optimization, ICLR 2015](https://arxiv.org/abs/1412.6980)
 """
 from __future__ import annotations
 
@@ -27,7 +43,20 @@ __all__ = ["ProjectedAdam"]
 
 
 class ProjectedAdam(Adam):
-    """Adam on binary kernels, then ``self.project(w)``; nothing while ``frozen`` is 1."""
+    r"""Adam on binary kernels, then ``self.project(w)``; nothing while ``frozen`` is 1.
+
+    \\[ w_{t+1} = P_t(\text{Adam}(w_t, g_t)) \\]
+
+    or, with ``project_first=True``, \\(w_{t+1} = \text{Adam}(P_t(w_t), g_t)\\).
+
+    Subclasses implement ``project(w, dtype)`` (`BNEW`, `ProxQuant`, `BMD`).
+
+    # Arguments
+        learning_rate: Adam learning rate (float or schedule).
+        frozen: leave the kernels unchanged (a 0/1 hyperparameter, changeable between steps).
+        project_first: project before the Adam step instead of after it.
+        **kwargs: the arguments of `lqbench.optimizers.Adam`.
+    """
 
     _EXTRA_HYPERS: tuple[str, ...] = ()
 

@@ -12,6 +12,20 @@ At the freeze epoch `lqbench.callbacks.ProxQuantSchedule` sets \\(w \leftarrow s
 freezes the kernels; the other parameters are fine-tuned for the remaining epochs. The
 forward pass uses \\(w\\) itself (`prepare("proxquant", model)` swaps the sign quantizer for
 the identity). Larq's sign convention \\(sign(0) = +1\\) is used throughout.
+
+!!! example
+    ```python
+    optimizer = lqbench.optimizers.build("proxquant", learning_rate=1e-3, prox="l1")
+    history = lqbench.recipes.fit(model, train, epochs=30, optimizer="proxquant")  # with its schedule
+    ```
+
+# References
+- [Bai, Wang & Liberty, ProxQuant: Quantized Neural Networks via Proximal Operators,
+  ICLR 2019](https://arxiv.org/abs/1810.00861); code: https://github.com/allenbai01/ProxQuant
+  (its binary proximal operators).
+- [Paren & Poudel, Training Binarized Neural Networks the Easy Way, BMVC 2022
+  (paper 001)](https://bmvc2022.mpi-inf.mpg.de/35/); code: https://github.com/Alasdair-P/bnew
+  (the ProxQuant baseline: ``prox.py``, ``l1_binary`` / ``l2_binary``).
 """
 from __future__ import annotations
 
@@ -47,6 +61,15 @@ class ProxQuant(ProjectedAdam):
         prox: ``"l1"`` (default, the authors' binary prox) or ``"l2"``.
         frozen: leave the kernels unchanged (after the freeze epoch).
         project_first: apply the prox before the Adam step (the order of paper 001's code).
+
+    !!! example
+        ```python
+        kernels_only = lqbench.optimizers.ProxQuant(1e-3, reg=1e-4, prox="l2")
+        ```
+
+    # References
+        - [Bai, Wang & Liberty, ProxQuant: Quantized Neural Networks via Proximal Operators,
+          ICLR 2019](https://arxiv.org/abs/1810.00861); code: https://github.com/allenbai01/ProxQuant
     """
 
     _EXTRA_HYPERS = ("reg",)

@@ -9,6 +9,10 @@ r"""SGD (optionally with momentum / Nesterov) with coupled L2 weight decay.
     ```python
     optimizer = lqbench.optimizers.SGD(0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
     ```
+
+# References
+- Sutskever, Martens, Dahl & Hinton, *On the importance of initialization and momentum in deep
+  learning*, ICML 2013 (the momentum and Nesterov forms above).
 """
 from __future__ import annotations
 
@@ -23,9 +27,26 @@ __all__ = ["SGD"]
 @lq.utils.register_alias("LqbenchSGD")
 @lq.utils.register_keras_custom_object
 class SGD(CoupledWeightDecayMixin, tf.keras.optimizers.legacy.SGD):
-    """Registered as ``LqbenchSGD`` (its default name, which `CaseOptimizer` serialises).
+    r"""Registered as ``LqbenchSGD`` (its default name, which `CaseOptimizer` serialises).
 
-    Legacy Keras SGD plus coupled weight decay ``weight_decay`` (default 0)."""
+    Legacy Keras SGD plus coupled weight decay ``weight_decay`` (default 0):
+    \\(g_t \leftarrow g_t + \lambda_{wd} w_t\\) before the momentum update (module docstring).
+
+    !!! example
+        ```python
+        optimizer = lqbench.optimizers.SGD(0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
+        ```
+
+    # Arguments
+        learning_rate: float > 0 or a `LearningRateSchedule`.
+        momentum: \\(\mu \in [0, 1)\\).
+        nesterov: Nesterov momentum.
+        weight_decay: \\(\lambda_{wd} \geq 0\\).
+
+    # References
+        - Sutskever, Martens, Dahl & Hinton, *On the importance of initialization and momentum in
+          deep learning*, ICML 2013.
+    """
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay: float = 0.0,
                  name: str = "LqbenchSGD", **kwargs):

@@ -1,0 +1,68 @@
+"""Bad user input to lqbench.tflite raises the project's one-line errors (issue #15).
+
+Each case must raise an `LqbenchError` that is also the matching builtin (`ValueError` for an
+impossible value or unknown name, `TypeError` for a wrong type), with a one-line message naming
+the value. None of them converts or runs a model.
+"""
+import pytest
+
+import lqbench  # noqa: F401  (Keras 2 first)
+import tensorflow as tf
+
+from lqbench.errors import ConfigTypeError, ConfigValueError, LqbenchError
+from lqbench import tflite
+from lqbench.tflite import analysis, device, rewriting, verification
+
+
+def _model(shape=(4,)):
+    inputs = tf.keras.Input(shape=shape)
+    return tf.keras.Model(inputs, tf.keras.layers.Dense(2)(inputs))
+
+
+def _not_tflite(tmp_path):
+    path = tmp_path / "x.tflite"
+    path.write_bytes(b"\0" * 32)
+    return path
+
+
+CASES = [
+    ("analyze target", lambda p: analysis.analyze(_model(), target="x86"), ConfigValueError, "unknown target 'x86'"),
+    ("audit target", lambda p: tflite.audit(_model(), target="x86"), ConfigValueError, "unknown target 'x86'"),
+    ("audit model", lambda p: tflite.audit("model.h5"), ConfigTypeError, "needs a tf.keras.Model, got str"),
+    ("audit rewrite", lambda p: tflite.audit(_model(), rewrite="yes"), ConfigTypeError, "rewrite must be True"),
+    ("rewrite target", lambda p: rewriting.rewrite(_model(), target="x86"), ConfigValueError, "unknown target"),
+    ("rewrite kinds", lambda p: rewriting.rewrite(_model(), kinds=("fold",)), ConfigValueError, "unknown rewrite"),
+    ("bench kernel", lambda p: tflite.benchmark(_not_tflite(p), kernel="fast"), ConfigValueError, "unknown kernel"),
+    ("bench threads", lambda p: tflite.benchmark(_not_tflite(p), threads=0), ConfigValueError, "threads must be"),
+    ("bench runs", lambda p: tflite.benchmark(_not_tflite(p), runs=0), ConfigValueError, "runs must be"),
+    ("bench warmup", lambda p: tflite.benchmark(_not_tflite(p), warmup=-1), ConfigValueError, "warmup must be"),
+    ("bench file", lambda p: tflite.benchmark(_not_tflite(p)), ConfigValueError, "is not a TFLite flatbuffer"),
+    ("calibrate", lambda p: verification.verify(_model(), b"", None, calibrate="maybe"), ConfigValueError,
+     "unknown calibrate 'maybe'"),
+    ("interpreter kernel", lambda p: verification._interpreter(b"", kernel="fast"), ConfigValueError,
+     "unknown binary kernel 'fast'"),
+    ("unknown input shape", lambda p: verification.random_inputs(_model((None, 3))), ConfigValueError,
+     "unknown dimensions"),
+    ("device kernel", lambda p: device.benchmark_flags("m.tflite", kernel="fast"), ConfigValueError, "unknown kernel"),
+    ("device counts", lambda p: device.benchmark_flags("m.tflite", threads=0), ConfigValueError, "threads >= 1"),
+    ("device spec", lambda p: device.runner_for("usb", "lce_benchmark_model"), ConfigValueError,
+     "unknown device 'usb'"),
+    ("ssh host", lambda p: device.SshRunner("lce_benchmark_model", host="-oProxyCommand=x"), ConfigValueError,
+     "invalid ssh host"),
+]
+
+
+@pytest.mark.parametrize("call, error, match", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_a_one_line_lqbench_error(call, error, match, tmp_path):
+    with pytest.raises(error, match=match) as raised:
+        call(tmp_path)
+    assert isinstance(raised.value, LqbenchError)
+    assert isinstance(raised.value, TypeError if error is ConfigTypeError else ValueError)
+    assert "\n" not in str(raised.value)
+
+
+def test_runtime_failures_are_not_user_errors():
+    # the tool's output without a timing line is the device's failure, not the user's input
+    with pytest.raises(ValueError) as raised:
+        device.parse_benchmark_output("ERROR: unresolved custom op\n")
+    assert not isinstance(raised.value, LqbenchError)
