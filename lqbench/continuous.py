@@ -37,7 +37,7 @@ replaces its hidden ReLU/tanh/hard-tanh activations by PCFs.
 
 # References
 - [Sakr et al., True Gradient-Based Training of Deep Binary Activated Neural Networks via
-  Continuous Binarization (ICASSP 2018)](https://arxiv.org/abs/1802.03946) (paper 002;
+  Continuous Binarization (ICASSP 2018)](https://research.ibm.com/publications/true-gradient-based-training-of-deep-binary-activated-neural-networks-via-continuous-binarization) (paper 002;
   no public reference code: pinned to its equations and Algorithm 1).
 """
 from __future__ import annotations

@@ -23,7 +23,7 @@ yet: the combination is refused when a spec loads.
 
 # References
 - [Sakr et al., True Gradient-Based Training of Deep Binary Activated Neural Networks via
-  Continuous Binarization (ICASSP 2018)](https://arxiv.org/abs/1802.03946), Algorithm 1 and §4
+  Continuous Binarization (ICASSP 2018)](https://research.ibm.com/publications/true-gradient-based-training-of-deep-binary-activated-neural-networks-via-continuous-binarization), Algorithm 1 and §4
   (MNIST: L2, \\(\lambda = 1\\), first stage 200 epochs, others 100; CIFAR-10: \\(\lambda\\) =
   0.001 / 0.01 / 0.1). No public reference code.
 """
