@@ -17,6 +17,12 @@ from lqbench import storage
 __all__ = ["RunResult", "mean_std"]
 
 
+#: The numeric fields of `RunResult` (``None`` where unknown).
+_NUMBERS = ("test_accuracy", "test_accuracy_best_val", "best_val_accuracy", "best_epoch", "epochs_run",
+            "wall_time_s", "time_per_epoch_s", "peak_memory_bytes", "params", "footprint_bits", "saved_model_bytes",
+            "resumptions")
+
+
 @dataclasses.dataclass
 class RunResult:
     """What one run of one spec with one seed produced."""
@@ -70,6 +76,14 @@ class RunResult:
                 and isinstance(result.spec, dict) and isinstance(result.history, dict)):
             raise ValueError("not a run result: name, spec_key (text), seed (integer), status ('ok' or 'failed'), "
                              "spec and history (tables) have the wrong types")
+        for field in _NUMBERS:  # a report averages these: a string or a bool there is not a result
+            number = getattr(result, field)
+            if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float))):
+                raise ValueError(f"not a run result: {field} is {number!r}, expected a number")
+        for key, values in result.history.items():
+            if not isinstance(values, list) or any(isinstance(v, bool) or not isinstance(v, (int, float))
+                                                   for v in values if v is not None):
+                raise ValueError(f"not a run result: history[{key!r}] is not a list of numbers")
         return result
 
     def save(self, path: str | os.PathLike) -> pathlib.Path:

@@ -84,6 +84,7 @@ import hashlib
 import json
 import math
 import pathlib
+import re
 import string
 from typing import Any
 
@@ -238,6 +239,14 @@ class ExperimentSpec:
             self._apply_legacy(optimizer, optimizer_args)
         if self.model_args is None and isinstance(self.model, str):
             self.model_args = dict(DEFAULT_MODEL_ARGS.get(self.model, {}))
+        if isinstance(self.binarization, str):  # a label, as in sweep axes: "W1A1", "W32A1", ...
+            match = re.fullmatch(r"[Ww](1|32)[Aa](1|32)", self.binarization.strip())
+            if not match:
+                raise SpecError(f"binarization: label {self.binarization!r} is not one of W1A1, W1A32, W32A1, "
+                                "W32A32 (or give a table)")
+            self.binarization = {"weights": match.group(1) == "1", "activations": match.group(2) == "1"}
+        if not isinstance(self.binarization, (dict, Binarization)):
+            raise SpecTypeError(f"binarization: expected a table or a label like 'W1A1', got {self.binarization!r}")
         if isinstance(self.binarization, dict):
             with _field("binarization"):
                 _hp.validate(_BINARIZATION_TYPES, self.binarization, "binarization", noun="field")
@@ -430,7 +439,7 @@ class ExperimentSpec:
         path = pathlib.Path(path)
         if not path.is_file():
             raise SpecError(f"spec file {path} does not exist")
-        return cls.from_toml(path.read_text(), source=str(path))
+        return cls.from_toml(read_text(path, "spec file"), source=str(path))
 
     def key(self) -> str:
         """A stable short hash of the spec (without seeds, name and grid): identifies a configuration."""
@@ -450,6 +459,17 @@ def algorithm_schema(name: str) -> tuple[_hp.Hparam, ...]:
     if isinstance(published, tuple) and all(isinstance(h, _hp.Hparam) for h in published):
         return published
     return _hp.from_defaults(dict(cls.defaults), dict(cls.choices))
+
+
+def read_text(path: pathlib.Path, what: str = "file") -> str:
+    """The UTF-8 text of a spec or sweep file; `SpecError` (one line) when it is not UTF-8 text."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise SpecError(f"{what} {path} is not UTF-8 text (byte {error.start}: {error.reason}); "
+                        "a spec is a TOML file") from None
+    except OSError as error:
+        raise SpecError(f"{what} {path} cannot be read: {error.strerror}") from None
 
 
 def parse_toml(text: str, source: str = "<string>") -> dict[str, Any]:

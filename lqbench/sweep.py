@@ -85,7 +85,7 @@ import tomli_w
 from lqbench import experiment, storage
 from lqbench.errors import ConfigValueError
 from lqbench.results import RunResult
-from lqbench.spec import TUNERS, ExperimentSpec, SpecError, _drop_none, expand_seed, parse_toml
+from lqbench.spec import TUNERS, ExperimentSpec, SpecError, _drop_none, expand_seed, parse_toml, read_text
 
 ORDERS = ("configs", "seeds")  # `sweep(order=...)`, a sweep file's top-level ``order``
 
@@ -269,7 +269,7 @@ class SweepSpec:
         path = pathlib.Path(path)
         if not path.is_file():
             raise SpecError(f"sweep file {path} does not exist")
-        return cls.from_toml(path.read_text(), source=str(path))
+        return cls.from_toml(read_text(path, "sweep file"), source=str(path))
 
 
 def _set_values(base: ExperimentSpec, values: dict[str, Any]) -> dict[str, Any]:
@@ -388,6 +388,12 @@ def run_once(
     done = finished_result(directory)
     if done is not None and (done.status == "ok" or not retry_failed):
         return done, "reused"
+    try:  # a run folder this user cannot write: that run fails with the reason, the sweep goes on
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / LOCK).touch()
+    except PermissionError as error:
+        return RunResult(name=spec.name, spec_key=spec.key(), seed=seed, status="failed", spec=spec.to_dict(),
+                         error=f"cannot write the run folder {directory}: {error.strerror}"), "trained"
     with claim(directory, wait=wait) as mine:
         if not mine:
             return None, "busy"

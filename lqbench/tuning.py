@@ -306,6 +306,7 @@ def search(
         **run_kwargs: passed to `lqbench.experiment.run` (e.g. ``save_model=False``).
     """
     _check_search_arguments(tuner, objective, final_seeds, max_trials)
+    experiment.check_name(spec.name)  # the tuner's project folder is named after it: never outside output_dir
     run_kwargs = {"verbose": verbose, **run_kwargs}
     grid = search_grid(spec)
     spec.with_values({"grid": grid})  # every grid value must give a valid spec

@@ -203,3 +203,25 @@ def test_unknown_fields_invalid_toml_and_missing_files(tmp_path):
     bad.write_text('dataset = "digits"\nmodel = "nope"\n')
     with pytest.raises(SpecError, match="model: unknown value 'nope'"):
         ExperimentSpec.load(bad)
+
+
+def test_binarization_label_or_table_and_one_line_errors(tmp_path):
+    """Issue #16 re-run (B3): `binarization = "W1A1"` was an AttributeError traceback."""
+    assert _spec(binarization="W32A1").binarization.label == "W32A1"
+    assert ExperimentSpec.from_toml('binarization = "w1a32"\n').binarization.label == "W1A32"
+    with pytest.raises(SpecError, match="binarization: label 'W3A1' is not one of W1A1, W1A32, W32A1, W32A32"):
+        _spec(binarization="W3A1")
+    for value in (5, [1], True):
+        with pytest.raises(SpecError, match="binarization: expected a table or a label like 'W1A1'"):
+            _spec(binarization=value)
+
+
+def test_a_spec_file_that_is_not_utf8_text_is_one_line(tmp_path):
+    """Issue #16 re-run (B4): a binary spec file was a UnicodeDecodeError traceback."""
+    from lqbench import sweep
+
+    path = tmp_path / "x.toml"
+    path.write_bytes(b"\xff\xfe garbage")
+    for load in (ExperimentSpec.load, sweep.SweepSpec.load):
+        with pytest.raises(SpecError, match=r"x.toml is not UTF-8 text \(byte 0"):
+            load(path)

@@ -398,3 +398,36 @@ def test_nan_run_is_recorded_and_the_sweep_continues(tmp_path):
     stored = RunResult.load(experiment.run_dir(diverging, 0, tmp_path) / "result.json")
     assert stored.status == "failed" and stored.error == first.error
     assert [e["status"] for e in sweep.load_index(tmp_path)] == ["failed", "ok"]
+
+
+def test_a_result_with_non_numeric_metrics_is_not_a_finished_run(tmp_path):
+    """Issue #16 re-run (B6): a result.json with test_accuracy "high" counted as done and broke the report."""
+    specs = [_base()]
+    runner = CountingRunner()
+    sweep.sweep(specs, tmp_path, runner=runner, log=None)
+    folder = experiment.run_dir(specs[0], 0, tmp_path)
+    stored = json.loads((folder / "result.json").read_text())
+    for field, value in (("test_accuracy", "high"), ("peak_memory_bytes", "1 GB"), ("wall_time_s", True)):
+        (folder / "result.json").write_text(json.dumps({**stored, field: value}))
+        result, problem = sweep.read_result(folder / "result.json")
+        assert result is None and f"{field} is {value!r}, expected a number" in problem
+    again = sweep.sweep(specs, tmp_path, runner=runner, log=None)
+    assert again.trained == [str(folder.relative_to(tmp_path))]
+
+
+def test_a_run_folder_that_cannot_be_written_fails_that_run_only(tmp_path, monkeypatch):
+    """Issue #16 re-run (B7): an unwritable run folder stopped the whole sweep with a PermissionError."""
+    specs = sweep.expand(_base(), {"algorithm": ["bp", "dfa"]})
+    blocked = experiment.run_dir(specs[0], 0, tmp_path)
+    touch = pathlib.Path.touch
+
+    def guarded_touch(self, *args, **kwargs):
+        if self.parent == blocked:
+            raise PermissionError(13, "Permission denied")
+        return touch(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "touch", guarded_touch)
+    lines = []
+    outcome = sweep.sweep(specs, tmp_path, runner=CountingRunner(), log=lines.append)
+    assert [r.status for r in outcome.results] == ["failed", "ok"]
+    assert "cannot write the run folder" in outcome.results[0].error and "Permission denied" in lines[0]

@@ -149,3 +149,13 @@ def test_grid_search_picks_the_working_learning_rate_and_reruns_it(tmp_path):
     trial_run = tmp_path / "_trials" / f"lr-{found.best_spec.key()}" / "seed-0" / "result.json"
     final_run = tmp_path / "final" / f"lr-{found.best_spec.key()}" / "seed-0" / "result.json"
     assert RunResult.load(final_run).test_accuracy_best_val == RunResult.load(trial_run).test_accuracy_best_val
+
+
+def test_a_search_never_writes_outside_its_folder(tmp_path):
+    """Issue #16 re-run (B5): `lqbench tune` with name = "../../escape" wrote the tuner's folder
+    beside --output before any trial refused the name."""
+    spec = ExperimentSpec(name="../../escape", dataset="digits", epochs=1, model_args={"hidden_units": [8]})
+    output = tmp_path / "a" / "b" / "out"
+    with pytest.raises(ValueError, match="name '../../escape' cannot name a run folder"):
+        tuning.search(spec, output)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == []
