@@ -34,6 +34,13 @@ Binary-input convolutions with ``padding="same"`` pad with ``pad_values`` (defau
 value LCE's binary kernels implement; ``pad_values=0`` zero-pads like the PyTorch reference
 code, for replication runs).
 
+Every sign is Larq's, \\(sign(0) = +1\\) (what LCE's binary kernels compute);
+``sign_at_zero=-1.0`` gives every weight and activation quantizer paper 000's
+\\(sign(0) = -1\\) (its code's ``x > 0 ? 1 : -1``; `lqbench.estimators.SignAtZero`), for
+replication runs: binary integer sums hit exactly 0 at initialisation (zero biases, batch
+normalisation with \\(\\beta = 0\\) or untrained running statistics), where the two
+conventions differ.
+
 Weights and activations are toggled independently: the four combinations of paper 000
 Tables 4-6 are ``Binarization(weights=w, activations=a)`` for ``w, a`` in {True, False}.
 
@@ -89,6 +96,9 @@ class Binarization:
             functions, paper 000's code).
         pad_values: padding value of binary-input ``"same"`` convolutions: 1.0 (LCE) or 0.0
             (the PyTorch references).
+        sign_at_zero: the value of every sign at exactly 0: 1.0 (Larq, LCE) or -1.0
+            (paper 000's code); -1.0 only with deterministic estimators at 0 (not ``rsign``,
+            ``gumbel``).
     """
 
     weights: bool = True
@@ -101,6 +111,7 @@ class Binarization:
     activation_estimator_kwargs: dict = dataclasses.field(default_factory=dict, hash=False)
     inputs: str = "all"
     pad_values: float = 1.0
+    sign_at_zero: float = 1.0
 
     def __post_init__(self):
         if self.inputs not in INPUTS:
@@ -108,6 +119,9 @@ class Binarization:
         if isinstance(self.pad_values, bool) or self.pad_values not in (0.0, 1.0):
             raise ValueError(f"Binarization.pad_values: {self.pad_values!r} is not allowed; allowed: 0.0, 1.0")
         object.__setattr__(self, "pad_values", float(self.pad_values))
+        if isinstance(self.sign_at_zero, bool) or self.sign_at_zero not in (1.0, -1.0):
+            raise ValueError(f"Binarization.sign_at_zero: {self.sign_at_zero!r} is not allowed; allowed: 1.0, -1.0")
+        object.__setattr__(self, "sign_at_zero", float(self.sign_at_zero))
         for field in ("weight_estimator", "activation_estimator"):
             name = getattr(self, field)
             if name not in estimators.available():
@@ -117,6 +131,11 @@ class Binarization:
                 )
         if self.weight_estimator == "rsign":
             raise ValueError("Binarization.weight_estimator: 'rsign' binarizes activations only")
+        for field in ("weight_estimator", "activation_estimator"):
+            if self.sign_at_zero != 1.0 and getattr(self, field) in ("rsign", "gumbel"):
+                raise ValueError(f"Binarization.sign_at_zero: -1.0 is not supported with {field} "
+                                 f"{getattr(self, field)!r} (its sign is not taken at 0: a learnt threshold or "
+                                 "noise); allowed there: 1.0")
 
     @classmethod
     def full_precision(cls) -> "Binarization":
@@ -164,15 +183,21 @@ class Binarization:
         self._check_role(role)
         return self.activations and self.inputs == "all" and role != "first"
 
+    def _quantizer(self, name: str, kwargs: dict):
+        quantizer = estimators.get(name, **kwargs)
+        if self.sign_at_zero != 1.0:
+            quantizer = estimators.SignAtZero(quantizer, value=self.sign_at_zero)
+        return quantizer
+
     def input_quantizer(self, role: str):
         if not self.binary_inputs(role):
             return None
-        return estimators.get(self.activation_estimator, **self.activation_estimator_kwargs)
+        return self._quantizer(self.activation_estimator, self.activation_estimator_kwargs)
 
     def kernel_quantizer(self, role: str):
         if not self.binary_weights(role):
             return None
-        return estimators.get(self.weight_estimator, **self.weight_estimator_kwargs)
+        return self._quantizer(self.weight_estimator, self.weight_estimator_kwargs)
 
     def kernel_constraint(self, role: str):
         if not (self.binary_weights(role) and self.clip_weights):
@@ -223,7 +248,7 @@ class Binarization:
             return float_activation
         if self.inputs == "all":
             return "linear"
-        quantizer = estimators.get(self.activation_estimator, **self.activation_estimator_kwargs)
+        quantizer = self._quantizer(self.activation_estimator, self.activation_estimator_kwargs)
         if name is not None:
             quantizer = type(quantizer).from_config({**quantizer.get_config(), "name": name})
         return quantizer

@@ -72,6 +72,7 @@ __all__ = [
     "GumbelSign",
     "EDESign",
     "RSign",
+    "SignAtZero",
     "SteIdentity",
     "EDESchedule",
     "GumbelTemperatureSchedule",
@@ -410,6 +411,56 @@ class RSign(lq.quantizers._BaseQuantizer):
 
     def get_config(self):
         return {**super().get_config(), "clip_value": self.clip_value}
+
+
+@lq.utils.register_keras_custom_object
+class SignAtZero(lq.quantizers._BaseQuantizer):
+    r"""A sign estimator with another value at exactly zero, and the same pseudo-gradient.
+
+    \\[ q_z(x) = \begin{cases} q(x) & x \neq 0 \\\ z & x = 0 \end{cases}, \qquad
+        \frac{\partial q_z}{\partial x} = \frac{\partial q}{\partial x} \\]
+
+    for a wrapped deterministic sign estimator \\(q\\) (Larq's \\(q(0) = +1\\); not the
+    stochastic `GumbelSign` or the thresholded `RSign`, whose sign is not taken at 0). With \\(z = -1\\) it is
+    paper 000's sign, ``torch.where(x > 0, 1, -1)`` (``binary_nn/models/common/binary/utils.py``
+    ``SignSatFun`` @212664d; not ``torch.sign``, which is 0 at 0). Only exact zeros change: the
+    integer sums of binary layers (a zero bias, or batch normalisation with its initial
+    \\(\beta = 0\\) at a value equal to the batch mean, or untrained running statistics in
+    inference) hit 0. For replication runs (``Binarization(sign_at_zero=-1.0)``): Larq Compute
+    Engine's binary kernels compute \\(+1\\) at 0.
+
+    !!! example
+        ```python
+        q = SignAtZero(lq.quantizers.SteSign(), value=-1.0)
+        q(tf.constant([-0.5, 0.0, 0.5]))  # [-1, -1, 1]
+        ```
+
+    # Arguments
+        quantizer: the wrapped sign estimator (an instance, a name or a serialized config).
+        value: the output at 0, -1.0 or 1.0.
+
+    # References
+        - Crulis et al., binary_nn_extended @212664d (paper 000's code)
+    """
+
+    precision = 1
+
+    def __init__(self, quantizer, value: float = -1.0, **kwargs):
+        if isinstance(value, bool) or value not in (-1.0, 1.0):
+            raise ValueError(f"SignAtZero value: {value!r} is not allowed; allowed: -1.0, 1.0")
+        self.quantizer = lq.quantizers.get(quantizer)
+        self.value = float(value)
+        super().__init__(**kwargs)
+
+    def call(self, inputs, training=None):
+        outputs = self.quantizer(inputs, training=training)
+        at_zero = tf.cast(tf.equal(inputs, 0), outputs.dtype)
+        # forward: `value` where the input is 0; backward: the wrapped estimator's gradient everywhere
+        outputs = outputs + tf.stop_gradient(at_zero * (self.value - outputs))
+        return super().call(outputs)
+
+    def get_config(self):
+        return {**super().get_config(), "quantizer": lq.quantizers.serialize(self.quantizer), "value": self.value}
 
 
 def ede_parameters(epoch: int, total_epochs: int, t_min: float = 0.1, t_max: float = 10.0) -> tuple[float, float]:

@@ -188,6 +188,7 @@ _BINARIZATION_TYPES = (
     _hp.Hparam("activation_estimator_kwargs", "any", {}),
     _hp.Hparam("inputs", "str", "all", choices=("all", "activations")),
     _hp.Hparam("pad_values", "float", 1.0, choices=(0.0, 1.0)),
+    _hp.Hparam("sign_at_zero", "float", 1.0, choices=(1.0, -1.0)),
 )
 
 _TABLES = ("model_args", "algorithm_args", "method_args", "binarization", "distillation")
@@ -449,6 +450,8 @@ class ExperimentSpec:
         for optional in ("distillation", "init_from"):  # absent: the keys of earlier versions
             if config.get(optional) is None:
                 config.pop(optional)
+        if config["binarization"].get("sign_at_zero") == 1.0:  # the default: keys of earlier versions
+            config["binarization"].pop("sign_at_zero")
         return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

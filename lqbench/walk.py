@@ -42,12 +42,20 @@ def walk_layers(model) -> Iterator:
 
 
 def quantizers(model, cls: type) -> list:
-    """Every distinct quantizer of type ``cls`` used by ``model``'s layers (slots and ``Activation`` layers)."""
+    """Every distinct quantizer of type ``cls`` used by ``model``: in the layers' quantizer slots,
+    as an ``Activation`` layer's function, or as a layer of its own (the signs of
+    ``Binarization(inputs="activations")``); wrapped ones (``SignAtZero.quantizer``) included."""
     found: list = []
     for layer in walk_layers(model):
         candidates = [getattr(layer, attribute, None) for attribute, _ in QUANTIZER_SLOTS]
-        candidates.append(getattr(layer, "activation", None))
-        for quantizer in candidates:
+        candidates += [getattr(layer, "activation", None), layer]
+        while candidates:
+            quantizer = candidates.pop(0)
+            if quantizer is None:
+                continue
             if isinstance(quantizer, cls) and all(quantizer is not q for q in found):
                 found.append(quantizer)
+            inner = getattr(quantizer, "quantizer", None)  # a wrapper such as SignAtZero
+            if inner is not None and inner is not quantizer:
+                candidates.insert(0, inner)
     return found

@@ -779,3 +779,32 @@ def test_nhsic_is_ma_et_al_normalised_hsic():
     x, yy = _data(DenseNet, 13)
     trainer.compile(tf.keras.optimizers.legacy.SGD(0.1), run_eagerly=True)
     assert np.isfinite(trainer.fit(x, yy, batch_size=BATCH, epochs=1, verbose=0).history["loss"]).all()
+
+
+@pytest.mark.parametrize("method", ["bp", "dfa", "drtp", "hsic", "sigprop"])
+def test_float64_models_train_with_the_same_update(method):
+    """With Keras's floatx float64 (the reference comparisons' round-off check) the fixed feedback
+    matrices and targets follow it, and one step moves every weight as in float32."""
+    x, y = _data(DenseNet, 13)
+    steps = {}
+    for dtype in ("float32", "float64"):
+        tf.keras.backend.clear_session()
+        tf.keras.backend.set_floatx(dtype)
+        try:
+            tf.keras.utils.set_random_seed(3)
+            model = DenseNet.keras()
+            if dtype == "float32":
+                initial = model.get_weights()
+            model.set_weights([w.astype(dtype) for w in initial])  # the same start in both types
+            before = [v.numpy().astype(np.float64) for v in model.trainable_variables]
+            trainer = A.build(method, model, seed=0, **({"alpha": 10.0} if method == "sigprop" else {}))
+            trainer.compile(tf.keras.optimizers.legacy.SGD(0.5), run_eagerly=True)
+            trainer.train_on_batch(x.astype(dtype), y)
+            assert all(v.dtype == dtype for v in model.trainable_variables + trainer.non_trainable_variables
+                       if v.dtype.is_floating)
+            steps[dtype] = [v.numpy() - b for v, b in zip(model.trainable_variables, before)]
+        finally:
+            tf.keras.backend.set_floatx("float32")
+    assert any(np.abs(s).max() > 1e-3 for s in steps["float64"])
+    for a, b in zip(steps["float32"], steps["float64"]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

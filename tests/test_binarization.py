@@ -105,3 +105,64 @@ def test_pad_values_zero_option_for_replication_runs():
     assert Binarization(pad_values=0.0).conv_kwargs("first")["pad_values"] == 0.0
     with pytest.raises(ValueError, match="Binarization.pad_values: 0.5 is not allowed; allowed: 0.0, 1.0"):
         Binarization(pad_values=0.5)
+
+
+@pytest.mark.parametrize("estimator", ["ste", "ste_clipped", "approx_sign", "tanh", "cosh2", "ede"])
+def test_sign_at_zero_minus_one_is_the_authors_sign_with_the_same_gradient(estimator):
+    """Paper 000's code binarizes with x > 0 ? 1 : -1; Larq's sign is +1 at 0. Only exact zeros
+    change, and the pseudo-gradient stays the estimator's (there too)."""
+    import tensorflow as tf
+
+    x = tf.constant([-2.0, -0.5, 0.0, 0.5, 2.0])
+    authors = Binarization(weight_estimator=estimator, activation_estimator=estimator, inputs="activations",
+                           sign_at_zero=-1.0)
+    larq = Binarization(weight_estimator=estimator, activation_estimator=estimator, inputs="activations")
+    for make in (lambda b: b.kernel_quantizer("hidden"), lambda b: b.activation("relu", name="s"),
+                 lambda b: Binarization(**{**b.to_dict(), "inputs": "all"}).input_quantizer("hidden")):
+        outputs, grads = [], []
+        for b in (authors, larq):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = make(b)(x)
+            outputs.append(y.numpy())
+            grads.append(tape.gradient(y, x).numpy())
+        np.testing.assert_array_equal(outputs[0], [-1, -1, -1, 1, 1])
+        np.testing.assert_array_equal(outputs[1], [-1, -1, 1, 1, 1])
+        np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
+        assert np.all(grads[0][1:4] > 0)
+    assert isinstance(authors.kernel_quantizer("hidden"), estimators.SignAtZero)
+    assert authors.kernel_quantizer("hidden").precision == 1
+
+
+def test_sign_at_zero_serialises_and_rejects_bad_values():
+    import tensorflow as tf
+
+    b = Binarization(inputs="activations", sign_at_zero=-1)
+    assert b.sign_at_zero == -1.0 and Binarization.from_dict(b.to_dict()) == b
+    inputs = tf.keras.Input((4,))
+    x = lq.layers.QuantDense(3, kernel_quantizer=b.kernel_quantizer("hidden"), name="dense")(inputs)
+    model = tf.keras.Model(inputs, b.activation("relu", name="sign")(x))
+    clone = tf.keras.models.model_from_json(model.to_json())
+    sign = clone.get_layer("sign")
+    assert isinstance(sign, estimators.SignAtZero) and sign.value == -1.0
+    assert isinstance(sign.quantizer, lq.quantizers.SteSign)
+    assert sign(tf.zeros((1, 2))).numpy().tolist() == [[-1.0, -1.0]]
+    with pytest.raises(ValueError, match=r"Binarization.sign_at_zero: 0 is not allowed; allowed: 1.0, -1.0"):
+        Binarization(sign_at_zero=0)
+    for field in ("activation_estimator", "weight_estimator"):
+        with pytest.raises(ValueError, match=f"sign_at_zero: -1.0 is not supported with {field} 'gumbel'"):
+            Binarization(sign_at_zero=-1.0, **{field: "gumbel"})
+    with pytest.raises(ValueError, match="sign_at_zero: -1.0 is not supported with activation_estimator 'rsign'"):
+        Binarization(sign_at_zero=-1.0, activation_estimator="rsign")
+
+
+def test_sign_at_zero_is_a_spec_field_that_keeps_earlier_keys():
+    from lqbench.spec import ExperimentSpec, SpecError
+
+    spec = ExperimentSpec(epochs=1)
+    assert spec.binarization.sign_at_zero == 1.0
+    assert spec.key() == "517fd22dc065"  # the key before the field existed
+    authors = spec.with_values({"binarization.sign_at_zero": -1.0})
+    assert authors.binarization.sign_at_zero == -1.0 and authors.key() != spec.key()
+    with pytest.raises(SpecError, match="sign_at_zero"):
+        spec.with_values({"binarization.sign_at_zero": 0.5})

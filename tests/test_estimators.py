@@ -149,3 +149,26 @@ def test_callbacks_for_names_the_schedules_needed():
     kinds = [type(c) for c in estimators.callbacks_for({"ede", "gumbel", "ste"}, epochs=5)]
     assert kinds == [estimators.EDESchedule, estimators.GumbelTemperatureSchedule]
     assert estimators.callbacks_for({"ste"}, epochs=5) == []
+
+
+@pytest.mark.parametrize("sign_at_zero", [1.0, -1.0])
+def test_schedules_reach_sign_layers_and_wrapped_estimators(sign_at_zero):
+    """With Binarization(inputs="activations") the signs are layers of their own (and with
+    sign_at_zero=-1 wrapped in SignAtZero): the EDE schedule must still set every one."""
+    from lqbench import Binarization, models
+
+    b = Binarization(weight_estimator="ede", activation_estimator="ede", inputs="activations",
+                     sign_at_zero=sign_at_zero)
+    model = models.build("vgg_small", (8, 8, 1), 3, b, width_multiplier=1 / 32, activation="relu",
+                         block_order="conv_bn_act_pool")
+    signs = [layer for layer in model.layers if isinstance(layer, lq.quantizers.Quantizer)]
+    assert len(signs) == 6
+    found = estimators.quantizers_of(model, estimators.EDESign)
+    assert len(found) == 6 + 5  # six activation signs, five binary kernels
+    schedule = estimators.EDESchedule(total_epochs=4)
+    schedule.set_model(model)
+    model(np.zeros((1, 8, 8, 1), "float32"))  # build the quantizers' variables
+    schedule.on_epoch_begin(3)
+    t, k = estimators.ede_parameters(3, 4)
+    for quantizer in found:
+        assert (float(quantizer.t.numpy()), float(quantizer.k.numpy())) == pytest.approx((t, k), rel=1e-6)

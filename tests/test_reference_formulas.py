@@ -153,3 +153,59 @@ def test_vgg_small_keeps_irnet_hardtanh_before_the_sign():
     assert not np.allclose(grads[0], grads[1])  # the hard tanh clips the backward pass where |x| > 1
     with pytest.raises(TypeError, match="hardtanh_before_sign='yes' .* must be true or false"):  # checked types
         models.build("vgg_small", (8, 8, 3), 4, b, hardtanh_before_sign="yes", **kwargs)
+
+
+# ------------------------------------------------------------------ seed 000's CNN forward pass
+def _authors_cnn_forward(x_nchw, convs, bns, classifier, training):
+    """A numpy port of seed 000's binary VGG forward pass (binary_nn_extended @212664d: torchvision's
+    conv -> BN -> ReLU -> max-pool order after ``replace_activations_to_sign`` and
+    ``apply_binarization_parametrization``): NCHW, ``padding=1`` (zeros), ``SignSatFun``'s
+    ``where(x > 0, 1, -1)`` for activations and spared-layer-free weights, BN with eps 1e-5 on the
+    batch's biased variance in training, the classifier reading C, H, W-flattened features."""
+    def sign(v):
+        return np.where(v > 0, 1.0, -1.0)
+
+    h = x_nchw
+    for index, ((weight, pool), (gamma, beta, mean, var)) in enumerate(zip(convs, bns)):
+        w = weight if index == 0 else sign(weight)  # the first conv is spared
+        hp = np.pad(h, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        size = h.shape[2]
+        h = sum(np.einsum("bchw,oc->bohw", hp[:, :, i:i + size, j:j + size], w[:, :, i, j])
+                for i in range(3) for j in range(3))
+        if training:
+            mean, var = h.mean(axis=(0, 2, 3)), h.var(axis=(0, 2, 3))
+        h = (h - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + 1e-5)
+        h = sign(h * gamma[None, :, None, None] + beta[None, :, None, None])
+        if pool:
+            b, c, s, _ = h.shape
+            h = h.reshape(b, c, s // 2, 2, s // 2, 2).max(axis=(3, 5))
+    weight, bias = classifier
+    return h.reshape(len(h), -1) @ weight.T + bias
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_paper000_cnn_forward_equals_the_authors_with_their_sign_at_zero(training):
+    """Issue 14 (reference equivalence, bench/reference/seed000.py): with the sign in place of each
+    activation (zero padding), torchvision's block order and sign(0) = -1, lqbench's binary VGG
+    computes the authors' logits from the same weights -- kernels copied HWIO -> OIHW and the
+    classifier's rows from Keras's H, W, C flattening to PyTorch's C, H, W -- also at initialisation,
+    where untrained BN passes the binary convolutions' integer sums (many exactly 0) to the signs.
+    Larq's sign(0) = +1 differs there (inference mode)."""
+    x = np.random.default_rng(0).normal(size=(4, 16, 16, 1))
+    logits = {}
+    for sign_at_zero in (-1.0, 1.0):
+        b = Binarization(inputs="activations", pad_values=0.0, sign_at_zero=sign_at_zero)
+        tf.keras.utils.set_random_seed(0)
+        model = models.build("vgg_small", (16, 16, 1), 5, b, width_multiplier=1 / 32, activation="relu",
+                             block_order="conv_bn_act_pool")
+        logits[sign_at_zero] = model(x.astype("float32"), training=training).numpy()
+    convs = [(model.get_layer(f"conv{i}").kernel.numpy().transpose(3, 2, 0, 1), i % 2 == 0) for i in range(1, 7)]
+    bns = [tuple(v.numpy() for v in model.get_layer(f"conv{i}_bn").weights) for i in range(1, 7)]
+    h, w, c = 2, 2, 16  # the classifier's input
+    rows = np.arange(h * w * c).reshape(h, w, c).transpose(2, 0, 1).reshape(-1)
+    classifier = model.get_layer("classifier")
+    authors = _authors_cnn_forward(x.transpose(0, 3, 1, 2), convs, bns,
+                                   (classifier.kernel.numpy().T[:, rows], classifier.bias.numpy()), training)
+    np.testing.assert_allclose(logits[-1.0], authors, rtol=1e-4, atol=1e-4)
+    if not training:
+        assert np.abs(logits[1.0] - authors).max() > 0.1  # Larq's sign(0) = +1 at the integer sums' zeros

@@ -123,12 +123,14 @@ class Algorithm(tf.keras.Model):
         return dict(self._hp)
 
     def _fixed_matrix(self, name: str, value: np.ndarray) -> tf.Variable:
-        """A non-trainable variable holding a fixed random matrix (saved with the model)."""
-        value = np.asarray(value, dtype=np.float32)
+        """A non-trainable variable holding a fixed random matrix (saved with the model), in
+        Keras's float type (``tf.keras.backend.floatx()``, float32 unless set)."""
+        dtype = tf.keras.backend.floatx()
+        value = np.asarray(value, dtype=dtype)
         return self.add_weight(
             name=name,
             shape=value.shape,
-            dtype=tf.float32,
+            dtype=dtype,
             initializer=tf.keras.initializers.Constant(value),
             trainable=False,
         )
@@ -197,7 +199,7 @@ class Algorithm(tf.keras.Model):
 
     def _regularization(self, losses) -> tf.Tensor | None:
         """Sum of layer losses (regularizers), scaled per replica like Keras's compiled loss."""
-        losses = [tf.cast(l, tf.float32) for l in losses]
+        losses = [tf.cast(l, tf.keras.backend.floatx()) for l in losses]
         if not losses:
             return None
         return tf.add_n(losses) / float(self._num_replicas())
@@ -216,8 +218,8 @@ class Algorithm(tf.keras.Model):
         """Labels as one-hot rows (accepts integer labels or one-hot/probability rows)."""
         y = tf.convert_to_tensor(y)
         if y.shape.rank == 2 and y.shape[-1] == self.num_classes and self.num_classes > 1:
-            return tf.cast(y, tf.float32)
-        return tf.one_hot(tf.cast(tf.reshape(y, [-1]), tf.int32), self.num_classes)
+            return tf.cast(y, tf.keras.backend.floatx())
+        return tf.one_hot(tf.cast(tf.reshape(y, [-1]), tf.int32), self.num_classes, dtype=tf.keras.backend.floatx())
 
     def _apply(self, grads_and_vars):
         grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
