@@ -110,8 +110,10 @@ def test_paper001_presets_follow_the_authors_code():
 
 def test_paper000_presets_sign_in_place_of_activations():
     """Issue 14 item 1: seed 000's code replaces activation functions by sign (replace_activations_to_sign)."""
-    for name in ("paper000-imagenette", "paper000-cifar10", "paper000-indoor67"):
+    for name in ("paper000-imagenette", "paper000-cifar10", "paper000-indoor67", "paper000-cpu"):
         assert {s.binarization.inputs for s in presets.specs(name)} == {"activations"}, name
+        # and the authors' sign, torch.where(x > 0, 1, -1): -1 at exactly 0 (docs/fidelity.md)
+        assert {s.binarization.sign_at_zero for s in presets.specs(name)} == {-1.0}, name
 
 
 CPU_PRESETS = ("paper000-cpu", "paper001-cpu", "paper002-cpu", "paper003-cpu", "extra-fashion-cpu")

@@ -305,7 +305,8 @@ def benchmark(
             else:
                 skipped[candidate] = kernel_error(failure, native)
         if not probes:
-            raise RuntimeError(f"no binary kernel can run {name}: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+            raise ConfigValueError(f"no binary kernel can run {name} (a corrupt or unsupported model?): "
+                                   + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
         candidates = [min(probes, key=probes.get)]
         notes.append(
             "auto kernel: " + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in sorted(probes.items(), key=lambda kv: kv[1]))
