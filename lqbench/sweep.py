@@ -366,6 +366,22 @@ def claim(directory: pathlib.Path, wait: bool = False):
         handle.close()
 
 
+def is_busy(directory: pathlib.Path) -> bool:
+    """Whether another process holds the run in ``directory`` now (its ``.lock``); creates nothing."""
+    lock = pathlib.Path(directory) / LOCK
+    if not lock.is_file():
+        return False
+    try:
+        with open(lock, "a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def run_once(
     spec: ExperimentSpec,
     seed: int,
@@ -518,17 +534,7 @@ def sweep(
         runner = experiment.run_isolated
         run_kwargs = {k: v for k, v in run_kwargs.items() if k not in ("extra_callbacks", "strategy")}
     results_dir.mkdir(parents=True, exist_ok=True)
-    pairs, seen = [], set()
-    for spec in specs:
-        for seed in spec.seeds:
-            if (spec.name, spec.key(), seed) not in seen:
-                seen.add((spec.name, spec.key(), seed))
-                pairs.append((spec, seed))
-    depth = dependency_depths([spec for spec, _ in pairs])
-    if order == "seeds":  # stable: the i-th seed of every spec, in spec order, for i = 0, 1, ...
-        pairs.sort(key=lambda pair: (pair[0].seeds.index(pair[1]), depth[(pair[0].name, pair[0].key())]))
-    else:
-        pairs.sort(key=lambda pair: depth[(pair[0].name, pair[0].key())])
+    pairs = training_order(specs, order)
     folders = [str(experiment.run_dir(spec, seed, results_dir).relative_to(results_dir)) for spec, seed in pairs]  # names checked
     outcome = SweepResult(results=[], trained=[], reused=[], busy=[])
     done: dict[int, tuple[Any, str]] = {}
@@ -555,6 +561,25 @@ def sweep(
         if result is not None:
             outcome.results.append(result)
     return outcome
+
+
+def training_order(specs: Iterable[ExperimentSpec], order: str = "configs") -> list[tuple[ExperimentSpec, int]]:
+    """The ``(spec, seed)`` pairs of ``specs`` (duplicates once) in the order `sweep` trains them:
+    ``order`` as in `sweep`, and a run that starts from another spec's run after it."""
+    if order not in ORDERS:
+        raise ConfigValueError(f"order: unknown value {order!r}; allowed: {', '.join(ORDERS)}")
+    pairs, seen = [], set()
+    for spec in specs:
+        for seed in spec.seeds:
+            if (spec.name, spec.key(), seed) not in seen:
+                seen.add((spec.name, spec.key(), seed))
+                pairs.append((spec, seed))
+    depth = dependency_depths([spec for spec, _ in pairs])
+    if order == "seeds":  # stable: the i-th seed of every spec, in spec order, for i = 0, 1, ...
+        pairs.sort(key=lambda pair: (pair[0].seeds.index(pair[1]), depth[(pair[0].name, pair[0].key())]))
+    else:
+        pairs.sort(key=lambda pair: depth[(pair[0].name, pair[0].key())])
+    return pairs
 
 
 def dependency_depths(specs: Sequence[ExperimentSpec]) -> dict[tuple[str, str], int]:

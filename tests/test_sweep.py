@@ -431,3 +431,23 @@ def test_a_run_folder_that_cannot_be_written_fails_that_run_only(tmp_path, monke
     outcome = sweep.sweep(specs, tmp_path, runner=CountingRunner(), log=lines.append)
     assert [r.status for r in outcome.results] == ["failed", "ok"]
     assert "cannot write the run folder" in outcome.results[0].error and "Permission denied" in lines[0]
+
+
+def test_dry_run_lists_runs_in_training_order_and_the_ones_training_elsewhere(tmp_path, capsys):
+    from lqbench import cli
+
+    sweep_file = tmp_path / "s.toml"
+    sweep_file.write_text("name = 's'\norder = 'seeds'\n[base]\ndataset = 'digits'\nepochs = 1\nseeds = [0, 1]\n"
+                          "model_args = {hidden_units = [8]}\n[axes]\nalgorithm = ['bp', 'dfa']\n")
+    specs = sweep.load_specs(sweep_file)
+    output = tmp_path / "out"
+    assert [(s.algorithm, seed) for s, seed in sweep.training_order(specs, "seeds")] == [
+        ("bp", 0), ("dfa", 0), ("bp", 1), ("dfa", 1)]
+    busy = experiment.run_dir(specs[1], 0, output)
+    with sweep.claim(busy) as mine:  # as a live sweep holds the run it trains
+        assert mine and sweep.is_busy(busy)
+        assert cli.main(["sweep", str(sweep_file), "--output", str(output), "--dry-run"]) == 0
+    assert not sweep.is_busy(busy)
+    lines = capsys.readouterr().out.strip().splitlines()[1:]
+    assert [line.split("/")[1].split(":")[0] for line in lines] == ["seed-0", "seed-0", "seed-1", "seed-1"]
+    assert lines[1].endswith("seed-0: training in another process") and lines[0].endswith("not started")

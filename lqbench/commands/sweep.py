@@ -91,15 +91,15 @@ def run(args) -> int:
     output = pathlib.Path(args.output)
     runs = sum(len(s.seeds) for s in specs)
     print(f"sweep {sweep_spec.name}: {len(specs)} configuration(s), {runs} run(s) -> {output}")
-    if args.dry_run:
-        for spec in specs:
-            for seed in spec.seeds:
-                folder = experiment.run_dir(spec, seed, output)
-                done, problem = sweep.read_result(folder / sweep.RESULT)
-                state = ("not started" if not folder.exists() else f"done ({done.status})" if done is not None
-                         else "partial (will be redone)" if problem == "missing"
-                         else f"unusable result.json, will be redone: {problem}")
-                print(f"  {folder.relative_to(output)}: {state}")
+    if args.dry_run:  # in the order the sweep would train them
+        for spec, seed in sweep.training_order(specs, sweep_spec.order):
+            folder = experiment.run_dir(spec, seed, output)
+            done, problem = sweep.read_result(folder / sweep.RESULT)
+            state = ("not started" if not folder.exists() else f"done ({done.status})" if done is not None
+                     else "training in another process" if sweep.is_busy(folder)
+                     else "partial (will be redone)" if problem == "missing"
+                     else f"unusable result.json, will be redone: {problem}")
+            print(f"  {folder.relative_to(output)}: {state}")
         return 0
     output.mkdir(parents=True, exist_ok=True)
     storage.write_atomic(output / "sweep.toml", sweep_spec.to_toml())
