@@ -142,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     if "-h" in words or "--help" in words:  # the names are looked up for --help only
         for subparser in parser._subparsers._group_actions[0].choices.values():
             describe_flags(subparser)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the command they were given to: "lqbench train: error: unrecognized ..."
+        commands = parser._subparsers._group_actions[0].choices if parser._subparsers else {}
+        where = commands.get(getattr(args, "command", None), parser)
+        where.error(f"unrecognized arguments: {' '.join(unknown)}")
     quiet_python_logs(verbose=bool(getattr(args, "verbose", False)))
     if getattr(args, "download", False):
         os.environ["LQBENCH_DOWNLOAD"] = "1"  # read by lqbench.data, here and in run processes

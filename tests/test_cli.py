@@ -131,7 +131,8 @@ def test_impossible_numbers_are_refused_before_any_work(argv, flag, capsys, tmp_
     (["bogus"], "lqbench: error: argument COMMAND: invalid choice: 'bogus'"),
     (["sweep"], "lqbench sweep: error: the following arguments are required: SWEEP"),
     (["train", "--xla", "maybe"], "lqbench train: error: argument --xla: invalid choice: 'maybe'"),
-    (["train", "--no-such-flag"], "lqbench: error: unrecognized arguments: --no-such-flag"),
+    (["train", "--no-such-flag"], "lqbench train: error: unrecognized arguments: --no-such-flag"),
+    (["--no-such-flag"], "lqbench: error: unrecognized arguments: --no-such-flag"),
 ])
 def test_usage_errors_are_one_line(argv, fragment, capsys):
     with pytest.raises(SystemExit) as exit_:
