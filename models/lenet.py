@@ -54,6 +54,7 @@ def lenet(
     binarize_dense: bool = True,
     dense_as_conv: bool = False,
     activation: str = "relu",
+    initializer: str = "keras",
 ) -> tf.keras.Model:
     """Paper 003's LeNet-style base CNN (conv 6@5x5, conv 16@5x5, FC 120-84) and its Table 2 variants.
 
@@ -68,6 +69,10 @@ def lenet(
         dense_as_conv: write binary hidden linear layers as 1x1 binary convolutions. Unnecessary for
             deployment: `lqbench.tflite.convert` rewrites binary dense layers so (kept for compatibility).
         activation: float activation (``"relu"``).
+        initializer: ``"keras"`` (Glorot-uniform kernels, Keras's default) or ``"torch"``: PyTorch's
+            default for ``Conv2d``/``Linear``, kernels \\(U(-1/\\sqrt{n_{in}}, 1/\\sqrt{n_{in}})\\) (paper 003's
+            code). With binary kernels and real activations (W1A32) the Glorot start diverges in the
+            first epoch at lr 1e-2 (loss 30, then dead ReLUs: chance), the PyTorch start learns.
 
     !!! example
         ```python
@@ -84,6 +89,7 @@ def lenet(
         - [PyTorch tutorial, Training a Classifier](https://pytorch.org/tutorials/beginner/blitz/cifar10_tutorial.html)
           (the CIFAR-10 network paper 003 starts from)
     """
+    B.check_choice("initializer", initializer, ["keras", "torch"])
     filters = B.check_int_tuple("filters", filters)
     if len(filters) != 2:
         raise ValueError(f"filters must hold 2 channel counts (conv1, conv2), got {filters!r}")
@@ -115,4 +121,11 @@ def lenet(
         x = B.activation(x, b, activation, f"fc{i + 1}_{activation}", next_binary=binarize_dense)
     outputs = B.dense(x, num_classes, binarization=b, role="last", name="classifier",
                       float_by_design=not binarize_dense)
-    return tf.keras.Model(inputs, outputs, name="lenet")
+    model = tf.keras.Model(inputs, outputs, name="lenet")
+    if initializer == "torch":  # kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)) = VarianceScaling(1/3)
+        torch_default = tf.keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform")
+        for layer in model.layers:
+            if getattr(layer, "kernel", None) is not None:
+                layer.kernel_initializer = torch_default
+                layer.kernel.assign(torch_default(layer.kernel.shape, layer.kernel.dtype))
+    return model

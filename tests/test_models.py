@@ -479,3 +479,24 @@ def test_block_orders_are_equal_forward_and_reorder_layers(name):
         np.testing.assert_allclose(model(x, training=False).numpy(), expected, rtol=1e-5, atol=1e-5, err_msg=order)
     with pytest.raises(ValueError, match="block_order: unknown value 'x'"):
         models.build(name, shape, CLASSES, Binarization(), block_order="x", **kwargs)
+
+
+def test_lenet_torch_initializer_is_pytorchs_default():
+    """Paper 003's code starts from PyTorch's default U(+-1/sqrt(fan_in)); with binary kernels Keras's
+    Glorot start diverged at the paper's learning rate (issue #18)."""
+    import numpy as np
+
+    import lqbench.models as models
+
+    b = lqbench.Binarization(activations=False, keep_first_last=False)
+    model = models.build("lenet", (32, 32, 3), 10, b, skip_connections=True, binarize_dense=False, initializer="torch")
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None:
+            continue
+        bound = 1 / np.sqrt(np.prod(kernel.shape[:-1]))
+        values = kernel.numpy()
+        assert np.abs(values).max() <= bound and np.abs(values).max() > 0.9 * bound, layer.name
+        assert abs(values.std() - bound / np.sqrt(3)) < 0.15 * bound / np.sqrt(3), layer.name
+    with pytest.raises(ValueError, match="initializer"):
+        models.build("lenet", (32, 32, 3), 10, b, skip_connections=True, initializer="xavier")
