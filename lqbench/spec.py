@@ -241,11 +241,11 @@ class ExperimentSpec:
         if self.model_args is None and isinstance(self.model, str):
             self.model_args = dict(DEFAULT_MODEL_ARGS.get(self.model, {}))
         if isinstance(self.binarization, str):  # a label, as in sweep axes: "W1A1", "W32A1", ...
-            match = re.fullmatch(r"[Ww](1|32)[Aa](1|32)", self.binarization.strip())
-            if not match:
+            try:
+                self.binarization = parse_label(self.binarization)
+            except SpecError:
                 raise SpecError(f"binarization: label {self.binarization!r} is not one of W1A1, W1A32, W32A1, "
-                                "W32A32 (or give a table)")
-            self.binarization = {"weights": match.group(1) == "1", "activations": match.group(2) == "1"}
+                                "W32A32 (or give a table)") from None
         if not isinstance(self.binarization, (dict, Binarization)):
             raise SpecTypeError(f"binarization: expected a table or a label like 'W1A1', got {self.binarization!r}")
         if isinstance(self.binarization, dict):
@@ -462,6 +462,14 @@ def algorithm_schema(name: str) -> tuple[_hp.Hparam, ...]:
     if isinstance(published, tuple) and all(isinstance(h, _hp.Hparam) for h in published):
         return published
     return _hp.from_defaults(dict(cls.defaults), dict(cls.choices))
+
+
+def parse_label(label: str) -> dict[str, bool]:
+    """``"W1A32"`` -> ``{"weights": True, "activations": False}`` (the papers' W/A notation)."""
+    match = re.fullmatch(r"[Ww](1|32)[Aa](1|32)", label.strip())
+    if not match:
+        raise SpecError(f"binarization label {label!r} is not one of W1A1, W1A32, W32A1, W32A32")
+    return {"weights": match.group(1) == "1", "activations": match.group(2) == "1"}
 
 
 def read_text(path: pathlib.Path, what: str = "file") -> str:

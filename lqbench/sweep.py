@@ -73,7 +73,6 @@ import itertools
 import json
 import os
 import pathlib
-import re
 import shutil
 import socket
 import sys
@@ -85,7 +84,8 @@ import tomli_w
 from lqbench import experiment, storage
 from lqbench.errors import ConfigValueError
 from lqbench.results import RunResult
-from lqbench.spec import TUNERS, ExperimentSpec, SpecError, _drop_none, expand_seed, parse_toml, read_text
+from lqbench.spec import (TUNERS, ExperimentSpec, SpecError, _drop_none, expand_seed, parse_label, parse_toml,
+                          read_text)
 
 ORDERS = ("configs", "seeds")  # `sweep(order=...)`, a sweep file's top-level ``order``
 
@@ -143,14 +143,6 @@ def _axis_values(base: ExperimentSpec, key: str, value: Any) -> dict[str, Any]:
     if key in ("model_args", "algorithm_args", "method_args", "optimizer_args") and isinstance(value, dict):
         return {f"{key}.{k}": v for k, v in value.items()}
     return {key: value}
-
-
-def parse_label(label: str) -> dict[str, bool]:
-    """``"W1A32"`` -> ``{"weights": True, "activations": False}`` (the papers' W/A notation)."""
-    match = re.fullmatch(r"[Ww](1|32)[Aa](1|32)", label.strip())
-    if not match:
-        raise SpecError(f"binarization label {label!r} is not one of W1A1, W1A32, W32A1, W32A32")
-    return {"weights": match.group(1) == "1", "activations": match.group(2) == "1"}
 
 
 def axis_label(key: str, value: Any) -> str:
