@@ -256,6 +256,27 @@ def test_tuned_sweep_results_replace_their_planned_grid_spec(tmp_path):
     assert measure.status == "pending" and measure.stat.n == 1 and measure.stat.pending == 1
 
 
+def test_runs_outside_the_plan_are_listed_not_used(results_003):
+    """A run of a configuration the committed sweep.toml no longer has (an earlier preset version:
+    another key) never stands in for a planned cell, even with the better validation accuracy."""
+    folder = results_003 / "paper003"
+    planned = _sweep_003(results_003 / "old")  # same specs, then change one: another key
+    earlier = planned["none"].with_values({"epochs": 3})
+    assert earlier.key() != planned["none"].key()
+    RunResult(name=earlier.name, spec_key=earlier.key(), seed=0, status="ok", test_accuracy_best_val=0.99,
+              best_val_accuracy=0.99, wall_time_s=60.0, spec=earlier.to_dict()).save(
+        folder / f"{earlier.name}-{earlier.key()}" / f"seed-0" / "result.json")
+    section = render.load_section("paper003", results_003, PAPERS, preset=None)
+    assert [c.spec_key for c in section.outside] == [earlier.key()]
+    assert earlier.key() not in {c.spec_key for c in section.configs}
+    measure = section.measure(("cifar10", "lenet", "none", "W32A32"))
+    assert measure.stat.mean == pytest.approx(71.0) and measure.stat.n == 2
+    text = "\n".join(render.render_section(section))
+    assert "no longer has" in text
+    assert "99.0" in _row(text, f"`{earlier.key()}`")
+    assert "99.0" not in _row(text, "none (full precision)", "W32A32", "75.22")
+
+
 def test_data_labels():
     assert render.data_label("cifar10") == "CIFAR-10 (JPEG q75 copy)"
     assert render.data_label("imagenette", [96, 96]) == "ImageNette (224 px JPEG q75 copy, resized to 96 px)"

@@ -340,6 +340,9 @@ class Section:
     preset: str | None = None
     preset_header: list[str] = dataclasses.field(default_factory=list)
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    #: finished runs of configurations the plan no longer has (an earlier version of the preset):
+    #: listed, never matched to a cell nor counted in a verdict
+    outside: list[Config] = dataclasses.field(default_factory=list)
 
     @property
     def layout(self) -> Layout:
@@ -482,9 +485,15 @@ def load_section(section_id: str, results_root: str | os.PathLike, papers: dict[
     for (name, spec_key), spec in planned.items():
         spec_dict = spec.to_dict()
         configs[(name, spec_key)] = Config(name, spec_key, spec_dict, layout.key(spec_dict), planned=tuple(spec.seeds))
+    planned_names = {name for name, _ in planned}
+    outside: dict[tuple[str, str], Config] = {}
     for result in results:
-        config = configs.setdefault((result.name, result.spec_key),
-                                    Config(result.name, result.spec_key, result.spec, layout.key(result.spec)))
+        ident = (result.name, result.spec_key)
+        # with a known plan, a run of a configuration it does not have is an earlier version's
+        # (a tuned plan runs each spec's best grid point: same name, another key)
+        stale = plan == "sweep.toml" and ident not in configs and not (tuned and result.name in planned_names)
+        config = (outside if stale else configs).setdefault(
+            ident, Config(result.name, result.spec_key, result.spec, layout.key(result.spec)))
         config.results.append(result)
     if tuned:  # a tuned sweep runs each spec's best grid point: same name, another key, the spec's seeds
         seeds = {name: tuple(spec.seeds) for (name, _), spec in planned.items()}
@@ -495,7 +504,7 @@ def load_section(section_id: str, results_root: str | os.PathLike, papers: dict[
     header = preset_header(preset) if preset is not None else None
     return Section(section_id, papers.get(section_id), paper_cells(section_id, papers.get(section_id)),
                    sorted(configs.values(), key=lambda c: c.folder), folder, plan, plan_note, preset,
-                   header or [], skipped)
+                   header or [], skipped, sorted(outside.values(), key=lambda c: c.folder))
 
 
 def load_sections(results_root: str | os.PathLike = RESULTS, papers_file: str | os.PathLike = PAPERS_FILE,
@@ -1139,6 +1148,21 @@ def render_budget(section: Section) -> list[str]:
     memory = sorted({r.memory_method for r in section.runs if r.memory_method})
     if memory:
         lines += [f"Peak memory is measured as: {'; '.join(memory)}.", ""]
+    if section.outside:
+        lines += ["Runs of configurations the committed `sweep.toml` no longer has, e.g. of an earlier version of "
+                  "the preset: kept as a record, not used in the tables or the verdicts.", "",
+                  "| run | configuration | seeds | test accuracy % | training time |", "|---|---|---|---|---|"]
+        for config in section.outside:
+            stat = config.stat()
+            value = fmt(stat) if stat.n else f"failed: {'; '.join(stat.errors)}"
+            seeds = ", ".join(str(r.seed) for r in sorted(config.results, key=lambda r: r.seed))
+            seconds = sum(r.wall_time_s or 0.0 for r in config.results)
+            described = ", ".join(f"{field} {show_field(field, value)}"
+                                  for field, value in zip(section.layout.fields, config.key))
+            lines.append(f"| `{config.spec_key}` | {config.name}: {described}; model args "
+                         f"`{json.dumps(config.spec.get('model_args') or {}, sort_keys=True)}` | {seeds} | {value} | "
+                         f"{_hours(seconds)} |")
+        lines.append("")
     if section.skipped:
         lines += ["Files under the results folder that were not used:", ""]
         lines += [f"- `{path}`: {reason}" for path, reason in section.skipped] + [""]
