@@ -115,6 +115,22 @@ def test_every_algorithm_trains_its_output_on_the_distillation_loss(name):
     assert np.abs(model.get_layer("h1").get_weights()[0] - w1).max() > 0  # the hidden layer did train
 
 
+def test_distilling_steps_compile_with_xla_and_equal_eager():
+    x, y = _data()
+    teacher = _tanh_net(0)
+    for name in algorithms.available():
+        weights = []
+        for mode in ({"run_eagerly": True}, {"jit_compile": True}):
+            model = _tanh_net(1)
+            trainer = algorithms.build(name, model, seed=3, distillation=distillation.Distillation(
+                teacher, ALPHA, TEMPERATURE, CE_WEIGHT))
+            trainer.compile(tf.keras.optimizers.legacy.SGD(LR), **mode)
+            trainer.train_on_batch(x, y)
+            weights.append(model.get_weights())
+        for eager, xla in zip(*weights):
+            np.testing.assert_allclose(xla, eager, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
 def test_bp_distillation_equals_the_earlier_distiller_update():
     """The update of the removed ``Distiller`` (one tape over alpha KD + w_CE CE + layer losses of the
     student in training mode, teacher frozen in inference mode), by hand."""
