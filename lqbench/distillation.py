@@ -68,7 +68,8 @@ def distribution_loss(teacher_logits, student_logits, temperature: float = 1.0, 
 
 @lq.utils.register_keras_custom_object
 class Distillation:
-    r"""What to distil from: a frozen teacher and the weights of \\(\alpha \mathcal{L}_{KD} + w_{CE} \mathcal{L}_{CE}\\).
+    r"""What to distil from: a frozen teacher and the weights of
+    \\(\alpha \mathcal{L}_{KD} + w_{CE} \mathcal{L}_{CE}\\).
 
     # Arguments
         teacher: a trained Keras model whose logits have the student's shape; it is frozen

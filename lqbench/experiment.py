@@ -594,8 +594,8 @@ def _initialized(spec: ExperimentSpec, model, method, source: ModelSource | None
 # ---------------------------------------------------------------------------- internals
 def _build(spec: ExperimentSpec, seed: int, input_shape, num_classes, method=None, sources=None):
     """The zoo model (as the method trains it, from ``init_from``'s weights) and its trainer
-    (the algorithm wrapper, distilling from the spec's teacher if any). ``sources``: `resolve_sources` (default: resolved
-    relative to the working directory)."""
+    (the algorithm wrapper, distilling from the spec's teacher if any). ``sources``:
+    `resolve_sources` (default: resolved relative to the working directory)."""
     method = method or methods.get(spec.method, **spec.method_args)
     sources = sources if sources is not None else resolve_sources(spec, seed)
     binarization = Binarization.full_precision() if spec.post_training_binarization else spec.binarization
