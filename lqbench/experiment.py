@@ -11,7 +11,8 @@ search, sweep and benchmark:
    shared phase-1 model), so that the method prepares the loaded weights;
 3. let the binarizing method transform it (`lqbench.methods`: continuous binarization turns
    activations into PCFs) and wrap it in the training algorithm (`lqbench.algorithms`: BP,
-   DFA, DRTP, HSIC, SigpropTL), or in a `lqbench.distillation.Distiller` with the spec's teacher;
+   DFA, DRTP, HSIC, SigpropTL), distilling from the spec's teacher if it has one
+   (`lqbench.distillation.Distillation`, with any algorithm);
 4. fit it with the method's phases (`lqbench.methods.fit`) in the spec's execution mode
    (``xla = "auto"``: the faster of XLA and graph mode, timed on this trainer and batch shape,
    `lqbench.execution`);
@@ -593,20 +594,20 @@ def _initialized(spec: ExperimentSpec, model, method, source: ModelSource | None
 # ---------------------------------------------------------------------------- internals
 def _build(spec: ExperimentSpec, seed: int, input_shape, num_classes, method=None, sources=None):
     """The zoo model (as the method trains it, from ``init_from``'s weights) and its trainer
-    (algorithm wrapper, or `Distiller`). ``sources``: `resolve_sources` (default: resolved
-    relative to the working directory)."""
+    (the algorithm wrapper, distilling from the spec's teacher if any). ``sources``:
+    `resolve_sources` (default: resolved relative to the working directory)."""
     method = method or methods.get(spec.method, **spec.method_args)
     sources = sources if sources is not None else resolve_sources(spec, seed)
     binarization = Binarization.full_precision() if spec.post_training_binarization else spec.binarization
     model = models.build(spec.model, input_shape, num_classes, binarization=binarization,
                          skip_connections=spec.skip_connections, **spec.model_args)
     model = _initialized(spec, model, method, sources["init_from"])
+    distill = None
     if spec.distillation is not None:
         config = dict(spec.distillation)
         config.pop("teacher")
-        teacher = load_source(sources["teacher"])
-        return model, distillation.Distiller(model, teacher, **config)
-    return model, algorithms.build(spec.algorithm, model, seed=seed, **spec.algorithm_args)
+        distill = distillation.Distillation(load_source(sources["teacher"]), **config)
+    return model, algorithms.build(spec.algorithm, model, seed=seed, distillation=distill, **spec.algorithm_args)
 
 
 def _deployed_model(spec, model, input_shape, num_classes):

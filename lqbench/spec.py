@@ -148,7 +148,7 @@ LEGACY_OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
     "continuous": ("cb", {}),
 }
 
-#: Distillation (`lqbench.distillation.Distiller`): ``teacher`` is a saved Keras model.
+#: Distillation (`lqbench.distillation.Distillation`, with any algorithm): ``teacher`` is a saved Keras model.
 DISTILLATION = (
     _hp.Hparam("teacher", "str", None, optional=False,
                doc="saved teacher model (.keras/.h5/SavedModel), run folder or run name, found as init_from"),
@@ -307,6 +307,9 @@ class ExperimentSpec:
                 config = _hp.validate(DISTILLATION, self.distillation, "distillation", noun="field")
                 if config["teacher"] is None:
                     raise SpecError("distillation: teacher is required (the path of a saved Keras model)")
+                if config["alpha"] == 0 and config["ce_weight"] == 0:
+                    raise SpecError("distillation: alpha = 0 and ce_weight = 0 leave nothing to train on; "
+                                    "set alpha > 0 (the distributional loss) or ce_weight > 0 (cross-entropy)")
                 _check_source("distillation: teacher", config["teacher"])
                 # an absolute path can be checked now; a relative one may name a run of the sweep
                 missing = [path for path in {expand_seed(config["teacher"], seed) for seed in self.seeds}
@@ -348,10 +351,6 @@ class ExperimentSpec:
             binary_weights=trained_binary and binarization.weights,
             binary_activations=trained_binary and binarization.activations,
             algorithm=self.algorithm, unlocked=unlocked)
-        if self.distillation is not None and self.algorithm != "bp":
-            raise IncompatibleError(
-                f"distillation: trains with its own loss by backpropagation, so only with algorithm 'bp', "
-                f"got {self.algorithm!r}")
 
     def _validate_grid(self) -> None:
         fields = ({f.name for f in dataclasses.fields(self)} | {"optimizer"}) - {"grid", "name", "seeds"}

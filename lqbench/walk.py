@@ -1,8 +1,8 @@
 """One layer walker and one list of quantizer slots, shared by every module that inspects a model.
 
 `walk_layers(model)` yields every layer reachable from a model once, recursively, including the
-``.model`` an `lqbench.algorithms` or `lqbench.distillation` wrapper trains, and skipping
-layers flagged ``_lqbench_skip`` (a distillation teacher). `QUANTIZER_SLOTS` lists the Larq
+``.model`` an `lqbench.algorithms` wrapper trains, and skipping layers flagged
+``_lqbench_skip`` (the teacher of a `lqbench.distillation.Distillation`). `QUANTIZER_SLOTS` lists the Larq
 quantizer attributes and the variable each one quantizes (``None`` for the input quantizer);
 `quantizers(model, cls)` collects quantizer instances over both.
 """

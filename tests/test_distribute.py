@@ -38,11 +38,13 @@ def _run(processes):
 
 @pytest.mark.parametrize("algorithm,optimizer", [
     ("bp", "sgd"), ("dfa", "sgd"), ("drtp", "sgd"), ("hsic", "sgd"), ("sigprop", "sgd"), ("bp", "bop"),
+    ("dfa", "sgd+distill"),  # the distillation loss is scaled per replica like the compiled loss
 ])
 def test_two_workers_end_identical_and_match_single_process(algorithm, optimizer, tmp_path):
     ports = _free_ports(2)
     outputs = [tmp_path / f"worker{i}.npz" for i in range(2)]
-    options = ["--optimizer", optimizer]
+    optimizer, _, distill = optimizer.partition("+")
+    options = ["--optimizer", optimizer] + (["--distill"] if distill else [])
     workers = [
         subprocess.Popen(
             [sys.executable, str(WORKER), algorithm, str(out), *options, "--worker", str(i), "--ports", *map(str, ports)],

@@ -58,7 +58,6 @@ def test_every_method_and_algorithm_it_supports_builds_from_a_spec_and_trains_on
       for a in UNLOCKED],
     ({"method": "cb"}, "set binarization.activations = false"),
     ({"method": "bop", "post_training_binarization": True}, "only with method 'ste'"),
-    ({"algorithm": "dfa", "distillation": {"teacher": __file__}}, "only with algorithm 'bp'"),
 ])
 def test_incompatible_pairs_are_refused_at_spec_load_with_one_line(values, fragment):
     with pytest.raises(IncompatibleError) as error:
@@ -163,28 +162,7 @@ def test_cb_uses_the_pooling_lambda_for_an_activation_after_its_blocks_pooling()
     assert kinds == ["pool", "fc", "fc"]
 
 
-# ---------------------------------------------------------------------------- #14 item 16
-def _mlp(seed, units=8):
-    tf.keras.utils.set_random_seed(seed)
-    inputs = tf.keras.Input((6,))
-    return tf.keras.Model(inputs, tf.keras.layers.Dense(3)(tf.keras.layers.Dense(units, activation="relu")(inputs)))
-
-
-def test_distiller_round_trips_get_config_and_weights_kd_and_ce_as_named():
-    teacher, student = _mlp(0), _mlp(1)
-    distiller = distillation.Distiller(student, teacher, alpha=0.5, temperature=2.0, ce_weight=1.0)
-    clone = distillation.Distiller.from_config(distiller.get_config())
-    assert (clone.alpha, clone.temperature, clone.ce_weight) == (0.5, 2.0, 1.0)
-    assert clone.model.get_config() == student.get_config()
-    x = np.random.default_rng(0).normal(size=(4, 6)).astype("float32")
-    y = np.array([0, 1, 2, 0])
-    distiller.compile(tf.keras.optimizers.legacy.SGD(0.0), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    loss = distiller.train_on_batch(x, y, return_dict=True)["loss"]
-    kd = distillation.distribution_loss(teacher(x), student(x), 2.0)
-    ce = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, student(x))
-    assert loss == pytest.approx(float(0.5 * kd + ce), rel=1e-5)  # KD added to CE (methods.md), not (1 - alpha) CE
-
-
+# ---------------------------------------------------------------------------- #14 item 16, #15
 def test_distillation_is_reachable_from_a_spec_and_the_command_line(tmp_path):
     import argparse
 
@@ -196,12 +174,14 @@ def test_distillation_is_reachable_from_a_spec_and_the_command_line(tmp_path):
     teacher.save(path)
     parser = argparse.ArgumentParser()
     add_spec_arguments(parser)
-    spec = spec_from_arguments(parser.parse_args(["--teacher", str(path), "--distill-ce-weight", "1",
-                                                  "--method", "bop", "--set", "model_args.hidden_units=[8,8]"]))
+    spec = spec_from_arguments(parser.parse_args(["--distill-teacher", str(path), "--distill-ce-weight", "1",
+                                                  "--algorithm", "dfa", "--method", "bop",
+                                                  "--set", "model_args.hidden_units=[8,8]"]))
     assert spec.distillation == {"teacher": str(path), "ce_weight": 1.0}
     assert ExperimentSpec.from_toml(spec.to_toml()) == spec
     model, trainer = experiment._build(spec, 0, (8, 8, 1), 10)
-    assert isinstance(trainer, distillation.Distiller) and trainer.model is model and trainer.ce_weight == 1.0
+    assert isinstance(trainer, algorithms.DFA) and trainer.model is model
+    assert isinstance(trainer.distillation, distillation.Distillation) and trainer.distillation.ce_weight == 1.0
     history = methods.fit(trainer, _batch(), method=methods.get("bop"), epochs=1, jit_compile=False, verbose=0,
                           batch_size=16)
     assert "kd_loss" in history.history

@@ -68,13 +68,19 @@ def test_algorithm_round_trips_through_get_config(name):
     np.testing.assert_allclose(clone(x, training=False), trainer(x, training=False), rtol=1e-6)
 
 
-def test_distiller_round_trips_and_its_student_saves_and_reloads(tmp_path):
+@pytest.mark.parametrize("name", algorithms.available())
+def test_distilling_algorithm_round_trips_and_its_student_saves_and_reloads(name, tmp_path):
     teacher = models.build("binarynet_mlp", (8, 8, 1), 10, lqbench.Binarization.full_precision(), hidden_units=[8])
-    distiller = distillation.Distiller(_model(), teacher, alpha=0.7, temperature=3.0, ce_weight=0.3)
-    clone = distillation.Distiller.from_config(distiller.get_config())
-    assert (clone.alpha, clone.temperature, clone.ce_weight) == (0.7, 3.0, 0.3)
+    distill = distillation.Distillation(teacher, alpha=0.7, temperature=3.0, ce_weight=0.3)
+    trainer = algorithms.build(name, _model(), seed=3, distillation=distill)
+    config = tf.keras.utils.serialize_keras_object(trainer)
+    clone = tf.keras.utils.deserialize_keras_object(config)
+    assert type(clone) is type(trainer) and clone.hparams == trainer.hparams and clone.seed == 3
+    d = clone.distillation
+    assert (d.alpha, d.temperature, d.ce_weight) == (0.7, 3.0, 0.3)
+    assert [layer.name for layer in d.teacher.layers] == [layer.name for layer in teacher.layers]
     path = tmp_path / "student.keras"
-    distiller.student.save(path)
+    trainer.model.save(path)
     reloaded = experiment.load_model(path)
     x = np.random.default_rng(0).normal(size=(2, 8, 8, 1)).astype("float32")
-    np.testing.assert_allclose(reloaded(x, training=False), distiller(x, training=False), rtol=1e-6)
+    np.testing.assert_allclose(reloaded(x, training=False), trainer(x, training=False), rtol=1e-6)

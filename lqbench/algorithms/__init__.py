@@ -13,7 +13,10 @@ the wrapped model (kept as ``.model``).
 | `hsic`    | `HSIC`      | local \\(\\operatorname{HSIC}(Z,Z) - \\gamma \\operatorname{HSIC}(Y,Z)\\)      | yes      |
 | `sigprop` | `SigpropTL` | \\(a_k(x) - a_k(x + \\alpha e F)\\) times the clean input                   | yes      |
 
-The tap mechanism is in `lqbench.algorithms.taps`.
+The tap mechanism is in `lqbench.algorithms.taps`. Every method can distil from a teacher
+(``distillation=`` a `lqbench.distillation.Distillation`): its output loss becomes ReActNet's
+distillation loss, and each method's hidden layers receive what it derives from the output
+loss (see `Algorithm`).
 
 !!! example
     ```python
@@ -36,6 +39,7 @@ from lqbench.algorithms.drtp import DRTP
 from lqbench.algorithms.hsic import HSIC
 from lqbench.algorithms.sigprop import SigpropTL
 from lqbench.algorithms.taps import Tap, TapGraph
+from lqbench.distillation import Distillation
 
 __all__ = ["Algorithm", "BP", "DFA", "DRTP", "HSIC", "SigpropTL", "Tap", "TapGraph", "available", "build", "get_class"]
 
@@ -54,16 +58,20 @@ def get_class(name: str) -> type[Algorithm]:
     return _REGISTRY[name]
 
 
-def build(name: str, model: tf.keras.Model, seed: int = 0, **hparams) -> Algorithm:
+def build(name: str, model: tf.keras.Model, seed: int = 0, distillation: Distillation | None = None,
+          **hparams) -> Algorithm:
     """Wrap ``model`` in the training method ``name``.
 
     # Arguments
         name: one of `available()`.
         model: functional Keras model returning logits (e.g. `lqbench.models.build(...)`).
         seed: seed of the method's fixed random matrices.
+        distillation: a `lqbench.distillation.Distillation` (teacher, alpha, temperature,
+            ce_weight) to train the output on, or None.
         **hparams: the method's hyperparameters (``get_class(name).defaults``).
 
     # Raises
-        ValueError: unknown name or hyperparameter, or a model the method cannot tap.
+        ValueError: unknown name or hyperparameter, a model the method cannot tap, or a teacher
+            whose inputs or logits do not match the model's.
     """
-    return get_class(name)(model, seed=seed, **hparams)
+    return get_class(name)(model, seed=seed, distillation=distillation, **hparams)

@@ -28,8 +28,24 @@ them once at the end of the step (identical maths, needed by `CaseOptimizer`, wh
 variables to optimizers on its first call); ``update="auto"`` (default) picks ``"segment"``
 unless the optimizer has sub-optimizers.
 
+**Distillation** (``distillation=`` a `lqbench.distillation.Distillation`): ``_output_loss``,
+the one place every method computes its output loss, then returns ReActNet's distillation loss
+
+\\[ L = w_{CE}\, \operatorname{CE}(z, y) + \alpha\, \mathcal{L}_{KD}(z_T, z) + \text{(layer losses)} \\]
+
+with the teacher's logits \\(z_T\\) computed once per step on the batch (frozen, inference
+mode, outside every tape; `Algorithm._teacher_logits`). So every method's output layer trains on
+the distillation target, and what reaches the hidden layers is whatever the method derives from
+the output loss: backprop its full gradient; DFA and SigpropTL the output error
+\\(e = B\, \partial L / \partial z\\) of the distillation loss; DRTP and HSIC nothing (their
+hidden signals are built from the labels, unchanged). Under `tf.distribute`
+\\(\mathcal{L}_{KD}\\) is scaled like the compiled loss (divided by the replicas). The
+``loss`` metric stays the compiled loss (cross-entropy on the labels plus layer losses, what
+``evaluate`` reports as ``val_loss``); ``kd_loss`` reports \\(\mathcal{L}_{KD}\\).
+
 A method is a subclass that sets ``algorithm``, ``defaults`` (and ``choices``) and implements
-``_train_step(x, y, sample_weight)`` returning the logits; `register` makes it a Keras
+``_train_step(x, y, sample_weight)`` returning the logits (passing ``self._teacher_logits(x)``
+to ``_output_loss`` / ``_output_gradient`` / ``_train_segments``); `register` makes it a Keras
 custom object and ``lqbench.algorithms`` lists it by ``algorithm`` for `build`.
 
 !!! example
@@ -40,6 +56,9 @@ custom object and ``lqbench.algorithms`` lists it by ``algorithm`` for `build`.
     trainer = lqbench.algorithms.build("dfa", model, seed=0)  # an `Algorithm`
     trainer.compile(tf.keras.optimizers.legacy.Adam(1e-3), metrics=["accuracy"])
     trainer.fit(x, y, batch_size=32, epochs=1)  # trains `model`'s own variables
+    # the same, distilling from a trained float model
+    distill = lqbench.distillation.Distillation(teacher, alpha=1.0, temperature=1.0)
+    trainer = lqbench.algorithms.build("dfa", model, seed=0, distillation=distill)
     ```
 
 # References
@@ -49,6 +68,8 @@ custom object and ``lqbench.algorithms`` lists it by ``algorithm`` for `build`.
 - [Frenkel, Lefebvre & Bol, Learning Without Feedback: Fixed Random Learning Signals Allow for
   Feedforward Training of Deep Neural Networks, Frontiers in Neuroscience 2021](https://arxiv.org/abs/1909.01311)
   (update locking and update-unlocked, layer-wise training).
+- [Liu et al., ReActNet (ECCV 2020)](https://arxiv.org/abs/2003.03488), §4.3 (the
+  distributional loss of ``distillation``).
 """
 from __future__ import annotations
 
@@ -61,6 +82,8 @@ import tensorflow as tf
 from tensorflow.compiler.tf2xla.python import xla as xla_ops
 
 from lqbench.algorithms.taps import TapGraph
+from lqbench.distillation import Distillation
+from lqbench.errors import ConfigTypeError, ConfigValueError
 
 __all__ = ["Algorithm", "UPDATE_MODES"]
 
@@ -74,12 +97,16 @@ class Algorithm(tf.keras.Model):
         model: functional Keras model with one output of logits.
         seed: seed of the method's fixed random matrices.
         name: Keras name of the wrapper (default ``"<algorithm>_<model name>"``).
+        distillation: a `lqbench.distillation.Distillation` to train the output on (see above),
+            or None.
         **hparams: the method's hyperparameters (``defaults`` of each subclass).
 
     # Attributes
         model: the wrapped model.
         supports_xla: whether ``compile(jit_compile=True)`` works with this method.
         hparams: the hyperparameters in effect.
+        distillation: the `Distillation` or None; its teacher is also tracked as ``teacher``
+            (frozen, so saved with the wrapper and never trained).
     """
 
     algorithm: str = ""
@@ -89,7 +116,8 @@ class Algorithm(tf.keras.Model):
     tap_granularity: str | None = None
     block_taps: bool = False
 
-    def __init__(self, model: tf.keras.Model, seed: int = 0, name: str | None = None, **hparams):
+    def __init__(self, model: tf.keras.Model, seed: int = 0, name: str | None = None,
+                 distillation: Distillation | None = None, **hparams):
         if not isinstance(model, tf.keras.Model):
             raise ValueError(f"{self.algorithm}: model must be a tf.keras.Model, got {type(model).__name__}")
         unknown = sorted(set(hparams) - set(self.defaults))
@@ -112,7 +140,28 @@ class Algorithm(tf.keras.Model):
             self.graph = TapGraph(model, granularity=self.tap_granularity, block_taps=self.block_taps)
         self._rng = np.random.default_rng(self.seed)
         self._trackers: list[tf.keras.metrics.Metric] = []
+        self._set_distillation(distillation)
         self._setup()
+
+    def _set_distillation(self, distillation: Distillation | None) -> None:
+        if distillation is not None and not isinstance(distillation, Distillation):
+            raise ConfigTypeError(f"{self.algorithm}: distillation must be an lqbench.distillation.Distillation "
+                                  f"or None, got {type(distillation).__name__}")
+        self.distillation = distillation
+        if distillation is None:
+            return
+        teacher = distillation.teacher
+        if getattr(teacher, "outputs", None) and self.num_classes is not None:
+            classes = teacher.outputs[0].shape[-1]
+            if classes is not None and int(classes) != self.num_classes:
+                raise ConfigValueError(f"distillation: the teacher {teacher.name!r} outputs {int(classes)} logits, "
+                                       f"the model {self.num_classes}")
+        mine, theirs = getattr(self.model, "inputs", None), getattr(teacher, "inputs", None)
+        if mine and theirs and tuple(mine[0].shape[1:]) != tuple(theirs[0].shape[1:]):
+            raise ConfigValueError(f"distillation: the teacher {teacher.name!r} takes inputs of shape "
+                                   f"{tuple(theirs[0].shape[1:])}, the model {tuple(mine[0].shape[1:])}")
+        self.teacher = teacher  # tracked: saved and restored with the wrapper (frozen, never trained)
+        self.kd_tracker = self._tracker("kd_loss")
 
     # ------------------------------------------------------------------ hooks for subclasses
     def _setup(self) -> None:
@@ -163,18 +212,30 @@ class Algorithm(tf.keras.Model):
         return metrics + [t for t in self._trackers if id(t) not in known]
 
     def get_config(self):
-        return {
+        config = {
             "model": tf.keras.layers.serialize(self.model),
             "seed": self.seed,
             "name": self.name,
             **self.hparams,
         }
+        if self.distillation is not None:  # absent without distillation: the configs of earlier versions
+            config["distillation"] = tf.keras.utils.serialize_keras_object(self.distillation)
+        return config
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         model = tf.keras.layers.deserialize(config.pop("model"), custom_objects=custom_objects)
-        return cls(model, **config)
+        distillation = config.pop("distillation", None)
+        if distillation is not None:
+            distillation = tf.keras.utils.deserialize_keras_object(
+                distillation, module_objects={"Distillation": Distillation}, custom_objects=custom_objects)
+        return cls(model, distillation=distillation, **config)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
+        """Keras's ``compute_loss`` (used by ``evaluate``) with the wrapped model's layer losses only
+        (a distillation teacher's regularizers are not the model's)."""
+        return self.compiled_loss(y, y_pred, sample_weight, regularization_losses=self.model.losses or None)
 
     def train_step(self, data):
         x, y, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
@@ -191,11 +252,31 @@ class Algorithm(tf.keras.Model):
     def _num_replicas() -> int:
         return tf.distribute.get_strategy().num_replicas_in_sync
 
-    def _output_loss(self, y, logits, sample_weight, regularization_losses=None):
-        """The compiled loss on the logits plus ``regularization_losses`` (summed and scaled
-        for `tf.distribute` by Keras, as in ``Model.compute_loss``; updates the ``loss``
-        metric)."""
-        return self.compiled_loss(y, logits, sample_weight, regularization_losses=regularization_losses or None)
+    def _teacher_logits(self, x) -> tf.Tensor | None:
+        """The distillation teacher's logits on ``x`` (inference mode, gradient stopped), or None."""
+        return None if self.distillation is None else self.distillation.teacher_logits(x)
+
+    def _output_loss(self, y, logits, sample_weight, regularization_losses=None, teacher_logits=None):
+        r"""The output loss: the compiled loss on the logits plus ``regularization_losses``
+        (summed and scaled for `tf.distribute` by Keras, as in ``Model.compute_loss``; updates the
+        ``loss`` metric).
+
+        With ``teacher_logits`` (a distilling algorithm, `_teacher_logits`) it is instead
+        \\(w_{CE} L_{compiled} + \alpha \mathcal{L}_{KD} / R + \text{(layer losses)} / R\\)
+        (\\(R\\) replicas), the `lqbench.distillation` loss; the ``loss`` metric still reports the
+        compiled loss with the layer losses, ``kd_loss`` \\(\mathcal{L}_{KD}\\).
+        """
+        compiled = self.compiled_loss(y, logits, sample_weight, regularization_losses=regularization_losses or None)
+        if teacher_logits is None:
+            return compiled
+        distill = self.distillation
+        kd = distill.kd_loss(teacher_logits, logits, sample_weight)
+        self.kd_tracker.update_state(kd)
+        reg = self._regularization(regularization_losses or [])
+        loss = distill.alpha * kd / float(self._num_replicas())
+        if distill.ce_weight:  # a Python branch: with w_CE = 0 the labels' loss is not in the graph of L
+            loss += distill.ce_weight * (compiled if reg is None else compiled - reg)
+        return loss if reg is None else loss + reg
 
     def _regularization(self, losses) -> tf.Tensor | None:
         """Sum of layer losses (regularizers), scaled per replica like Keras's compiled loss."""
@@ -204,11 +285,11 @@ class Algorithm(tf.keras.Model):
             return None
         return tf.add_n(losses) / float(self._num_replicas())
 
-    def _output_gradient(self, y, logits, sample_weight, regularization_losses=None):
+    def _output_gradient(self, y, logits, sample_weight, regularization_losses=None, teacher_logits=None):
         """Loss and \\(\\partial L / \\partial z\\) (\\(= e / B_{global}\\) for mean cross-entropy)."""
         with tf.GradientTape() as tape:
             tape.watch(logits)
-            loss = self._output_loss(y, logits, sample_weight, regularization_losses)
+            loss = self._output_loss(y, logits, sample_weight, regularization_losses, teacher_logits)
         return loss, tf.stop_gradient(tape.gradient(loss, logits))
 
     def _global_batch(self, logits) -> tf.Tensor:
@@ -240,12 +321,14 @@ class Algorithm(tf.keras.Model):
         return mode
 
     def _train_segments(
-        self, inputs, segment_loss, segments=None, initial=None, labels=None, sample_weight=None, training=True
+        self, inputs, segment_loss, segments=None, initial=None, labels=None, sample_weight=None, training=True,
+        teacher_logits=None,
     ):
         """Train segment by segment: one tape per segment, ``segment_loss(segment, env)``.
 
-        The output segment, when among ``segments``, trains on the compiled loss of the logits
-        against ``labels`` (``segment_loss`` is only called for tap segments). ``initial`` is an
+        The output segment, when among ``segments``, trains on the output loss of the logits
+        against ``labels`` (and ``teacher_logits`` when distilling; ``segment_loss`` is only
+        called for tap segments). ``initial`` is an
         optional list of ``(gradient, variable)`` computed before the segments (SigpropTL's
         output layer), applied first. Returns the environment of computed tensors
         (``env[graph.output_key]`` holds the logits when the output segment ran).
@@ -295,7 +378,8 @@ class Algorithm(tf.keras.Model):
             with tf.GradientTape() as tape:
                 graph.run_ops(segment.ops, env, training, barrier)
                 if segment.is_output:
-                    loss = self._output_loss(labels, env[graph.output_key], sample_weight, segment.losses)
+                    loss = self._output_loss(labels, env[graph.output_key], sample_weight, segment.losses,
+                                             teacher_logits)
                 else:
                     loss = segment_loss(segment, env)
                     reg = self._regularization(segment.losses)

@@ -8,11 +8,18 @@ with the gradient of every layer obtained by the chain rule through all downstre
 ``train_step``: the wrapper adds nothing but the common `Algorithm` interface, so its cost
 equals ``model.fit`` (measured in ``bench/training_cost.py``).
 
+With ``distillation`` (`lqbench.distillation.Distillation`) \\(L\\) is the distillation loss
+\\(w_{CE} \operatorname{CE} + \alpha \mathcal{L}_{KD}\\) (`Algorithm._output_loss`) and every
+layer gets its exact gradient through the whole network: the student of ReActNet and of the
+BNEW authors' ``dist_main.py``.
+
 !!! example
     ```python
     trainer = lqbench.algorithms.build("bp", model)
     trainer.compile(tf.keras.optimizers.legacy.Adam(1e-3), metrics=["accuracy"], jit_compile=True)
     trainer.fit(train_ds, epochs=3)
+    # distilling from a trained float model (ReActNet's distributional loss)
+    trainer = lqbench.algorithms.build("bp", model, distillation=lqbench.distillation.Distillation(teacher))
     ```
 
 # References
@@ -36,11 +43,23 @@ __all__ = ["BP"]
 
 @register
 class BP(Algorithm):
-    """Plain backpropagation (Keras's default ``train_step`` on the wrapped model)."""
+    """Plain backpropagation (Keras's default ``train_step`` on the wrapped model; with
+    ``distillation``, one tape over the distillation loss of the wrapped model)."""
 
     algorithm = "bp"
     defaults = {}
     supports_xla = True
 
     def train_step(self, data):
-        return tf.keras.Model.train_step(self, data)
+        if self.distillation is None:
+            return tf.keras.Model.train_step(self, data)
+        return super().train_step(data)
+
+    def _train_step(self, x, y, sample_weight):
+        teacher_logits = self._teacher_logits(x)
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = self.model(x, training=True)
+            loss = self._output_loss(y, logits, sample_weight, self.model.losses, teacher_logits)
+        self._apply(zip(tape.gradient(loss, variables), variables))
+        return logits

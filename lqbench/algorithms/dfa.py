@@ -15,7 +15,13 @@ do. The output layer trains on its true loss. In practice the step minimises
 
 \\[ L + \sum_k \sum \operatorname{sg}\!\big(\tfrac{1}{B} e B_k\big) \odot a_k \\]
 
-in one tape (taps stop the true gradient). No gradient is stopped for memory: DFA needs the
+in one tape (taps stop the true gradient).
+
+With ``distillation`` \\(L\\) is the distillation loss (`Algorithm._output_loss`), so the output
+layer trains on it and the projected error is that loss's output error,
+\\(e = w_{CE} (\operatorname{softmax}(z) - \operatorname{onehot}(y)) + \alpha T
+(\operatorname{softmax}(z / T) - \operatorname{softmax}(z_T / T))\\): every hidden layer is driven
+towards the teacher through \\(B_k\\). No gradient is stopped for memory: DFA needs the
 whole forward pass before any update, so its peak memory equals backprop's.
 
 !!! example
@@ -60,11 +66,12 @@ class DFA(Algorithm):
         ]
 
     def _train_step(self, x, y, sample_weight):
+        teacher_logits = self._teacher_logits(x)
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             env, logits = self.graph.run(x, training=True)
             # the model's regularization losses are part of the loss, as in Keras's train_step
-            loss, grad_z = self._output_gradient(y, logits, sample_weight, self.model.losses)
+            loss, grad_z = self._output_gradient(y, logits, sample_weight, self.model.losses, teacher_logits)
             total = loss
             for tap, feedback in zip(self.graph.taps, self.feedback):
                 signal = tap_signal(tf.matmul(grad_z, feedback), tap)

@@ -13,6 +13,10 @@ estimator carries the signal to \\(h_k\\)), \\(d_k\\) the channel dimension (bro
 positions). As in the authors' code the signal is not divided by the batch size (summed over
 samples). The output layer trains on the true loss of its stopped input.
 
+With ``distillation`` the output layer's loss is the distillation loss (`Algorithm._output_loss`);
+the hidden segments keep their fixed random targets \\(t B_k\\) built from the labels (DRTP has
+no output error to carry the teacher's distribution: it never reaches them).
+
 Options: ``target="onehot"`` (raw one-hot, Frenkel's original formulation);
 ``feedback="position"``: one feedback column per tap element (\\(n_k = \prod \text{shape}_k\\)
 instead of \\(n_k = d_k\\)); ``init`` of \\(B_k \in \mathbb R^{C \times n_k}\\), with the fan-in
@@ -110,5 +114,6 @@ class DRTP(Algorithm):
             signal = tap_signal(tf.matmul(target, self._feedback_of[str(tap.index)]), tap, per_position)
             return tf.reduce_sum(tf.stop_gradient(signal) * tap.view(env[tap.key], training=True))
 
-        env = self._train_segments(x, segment_loss, labels=y, sample_weight=sample_weight)
+        env = self._train_segments(x, segment_loss, labels=y, sample_weight=sample_weight,
+                                   teacher_logits=self._teacher_logits(x))
         return env[self.graph.output_key]

@@ -14,6 +14,10 @@ centred one-hot labels \\(Y = \operatorname{onehot}(y) - 1/C\\) (a zero row has 
 authors selected; the code's default is 2). The output layer trains on its true loss. Per-tap
 losses are reported as metrics ``hsic_<k>``.
 
+With ``distillation`` the output layer's loss is the distillation loss (`Algorithm._output_loss`);
+the hidden segments keep their local losses on the label kernel \\(K_Y\\) (the teacher does not
+enter them).
+
 Options: ``kernel="gaussian"`` with ``sigma``: \\(K_{ij} = \exp(-\lVert z_i - z_j\rVert^2 / (2 \sigma^2 d))\\)
 (Ma et al.'s code scales the bandwidth by the dimension \\(d\\)); ``objective="nhsic"``: Ma et
 al.'s normalised HSIC bottleneck \\(\operatorname{nHSIC}(Z, X) - \gamma\, \operatorname{nHSIC}(Z, Y)\\)
@@ -168,5 +172,6 @@ class HSIC(Algorithm):
             self.tap_trackers[str(tap.index)].update_state(loss)
             return loss * scale
 
-        env = self._train_segments(x, segment_loss, labels=y, sample_weight=sample_weight)
+        env = self._train_segments(x, segment_loss, labels=y, sample_weight=sample_weight,
+                                   teacher_logits=self._teacher_logits(x))
         return env[self.graph.output_key]

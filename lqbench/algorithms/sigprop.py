@@ -52,6 +52,12 @@ A linear readout of this network's untrained W1A1 features (backprop with every 
 frozen) is at chance too, so all learning must come from the hidden target-loop updates, and
 on this network they do not supply it; SigpropTL learns binary MLPs (``tests/test_algorithms.py``).
 
+With ``distillation`` pass 1's output loss is the distillation loss (`Algorithm._output_loss`,
+teacher logits of the clean input): the output layer trains on it and the modulating error is
+its output error \\(e = w_{CE} (\operatorname{softmax}(z) - \operatorname{onehot}(y)) + \alpha T
+(\operatorname{softmax}(z / T) - \operatorname{softmax}(z_T / T))\\), so the hidden layers learn
+from \\(x + \alpha_{sp}\, e F\\) with the teacher's distribution in \\(e\\).
+
 Per-layer mean squared errors are reported as metrics ``sigprop_<k>`` (k-th hidden weight
 layer). The Sigprop target stream with a local similarity loss (Kohan et al.'s main variant)
 is not implemented.
@@ -143,6 +149,7 @@ class SigpropTL(Algorithm):
 
     def _train_step(self, x, y, sample_weight):
         graph = self.graph
+        teacher_logits = self._teacher_logits(x)
         x = tf.convert_to_tensor(tf.nest.flatten(x)[0])
         pass1_training = self.hparams["pass1"] == "train"
         # pass 1: clean forward (eval mode by default); only the output segment is recorded
@@ -155,7 +162,7 @@ class SigpropTL(Algorithm):
             graph.run_ops(output.ops, env, pass1_training)
             logits = env[graph.output_key]
             tape.watch(logits)
-            loss = self._output_loss(y, logits, sample_weight, output.losses)
+            loss = self._output_loss(y, logits, sample_weight, output.losses, teacher_logits)
         grads = tape.gradient(loss, [logits] + variables)
         grad_z = tf.stop_gradient(grads[0])
         initial = [(g, v) for g, v in zip(grads[1:], variables) if g is not None]

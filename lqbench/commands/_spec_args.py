@@ -78,9 +78,9 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start from the weights of this saved model: a .keras/.h5 file, a run folder, or the "
                              "name of a run in --output (same seed); {seed} is replaced by the seed; a relative "
                              "path is looked up in --output, then here (spec field init_from)")
-    parser.add_argument("--teacher", dest="d_teacher", default=None, metavar="PATH",
-                        help="distil from this saved Keras model, found as --init-from's (lqbench.distillation; "
-                             "algorithm bp)")
+    parser.add_argument("--teacher", "--distill-teacher", dest="d_teacher", default=None, metavar="PATH",
+                        help="distil from this saved Keras model, found as --init-from's, with any --algorithm "
+                             "(spec table distillation; lqbench.distillation)")
     parser.add_argument("--distill-alpha", dest="d_alpha", type=float, default=None,
                         help="weight of the distributional loss (default 1)")
     parser.add_argument("--distill-temperature", dest="d_temperature", type=float, default=None)

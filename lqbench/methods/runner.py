@@ -173,8 +173,8 @@ def fit(
     """Train ``trainer`` with ``method`` for ``epochs`` epochs in total: prepare, phases, finalize.
 
     # Arguments
-        trainer: a functional model, or an `lqbench.algorithms` / `lqbench.distillation`
-            wrapper (binary kernels are found in its ``.model``).
+        trainer: a functional model, or an `lqbench.algorithms` wrapper, distilling or not
+            (binary kernels are found in its ``.model``).
         train_data: a batched `tf.data.Dataset`, or ``(x, y)`` (batched with ``batch_size``,
             shuffled every epoch with ``shuffle_seed``).
         method: a `Method` (``lqbench.methods.get(name, **hparams)``).

@@ -1,7 +1,9 @@
 """Train a small binary MLP with one lqbench algorithm and optimizer, alone or as one worker of a
 `MultiWorkerMirroredStrategy` cluster, and save the final weights (used by test_distribute.py).
 
-usage: mwms_train.py ALGORITHM OUT.npz [--optimizer NAME] [--worker INDEX --ports P0 P1]
+usage: mwms_train.py ALGORITHM OUT.npz [--optimizer NAME] [--distill] [--worker INDEX --ports P0 P1]
+
+``--distill``: distil from a seeded float MLP (alpha 0.7, temperature 2, ce_weight 0.5).
 """
 import argparse
 import json
@@ -16,6 +18,7 @@ parser.add_argument("--ports", type=int, nargs="+", default=None)
 parser.add_argument("--steps", type=int, default=4)
 parser.add_argument("--global-batch", type=int, default=32)
 parser.add_argument("--optimizer", default="sgd")
+parser.add_argument("--distill", action="store_true")
 args = parser.parse_args()
 
 if args.worker is not None:
@@ -28,7 +31,7 @@ import larq as lq  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from lqbench import algorithms, distribute, recipes  # noqa: E402
+from lqbench import algorithms, distillation, distribute, recipes  # noqa: E402
 
 strategy = distribute.get_strategy("multiworker" if args.worker is not None else "default")
 tf.keras.utils.set_random_seed(7)
@@ -49,7 +52,12 @@ with strategy.scope():
     h = lq.layers.QuantDense(64, **binarization.dense_kwargs("hidden"))(h)
     outputs = lq.layers.QuantDense(4, **binarization.dense_kwargs("last"))(h)
     model = tf.keras.Model(inputs, outputs)
-    trainer = algorithms.build(args.algorithm, model, seed=3)
+    distill = None
+    if args.distill:
+        t_inputs = tf.keras.Input((20,))
+        teacher = tf.keras.Model(t_inputs, tf.keras.layers.Dense(4)(tf.keras.layers.Dense(16, "tanh")(t_inputs)))
+        distill = distillation.Distillation(teacher, alpha=0.7, temperature=2.0, ce_weight=0.5)
+    trainer = algorithms.build(args.algorithm, model, seed=3, distillation=distill)
     method = recipes.method_for(args.optimizer)  # a method name or an earlier alias (sgd, adam)
     method.prepare(model)
     trainer.compile(
