@@ -12,6 +12,11 @@ classifier kept float), their per-batch driver (``training_epoch``), ``clip_weig
 after every batch, Adam lr 1e-3, weight decay 1e-5, batch 64, 15 epochs (``lqbench run``'s
 settings), their ``Pepita`` class (SigpropTL) or plain backprop.
 
+The twin is the same architecture under the authors' conventions, not a weight copy of the
+Keras model: PyTorch's initialisation, zero padding, the sign in place of the ReLU before
+max-pooling (``conv -> BN -> sign -> pool``), sign(0) = -1, no hard tanh. Weight-level
+equality of the two SigpropTL updates is shown on paper 000's CNN by ``seed000.py``.
+
 Two steps (data from lqbench, the training with torch):
 
     .venv/bin/python bench/reference/sigprop_vgg_small.py --dump /tmp/digits.npz
