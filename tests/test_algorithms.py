@@ -314,6 +314,42 @@ def test_sigprop_pass1_in_eval_mode_and_batch_norm_fixed():
     np.testing.assert_allclose(model.layers[-1].bias.numpy() - b3, -(e / BATCH).sum(0), rtol=2e-4, atol=2e-5)
 
 
+def test_sigprop_pass2_normalises_both_halves_with_shared_statistics():
+    """Pass 2 normalises the clean and the modulated half with the statistics of the 2B batch
+    (the authors' ``torch.cat([x, perturbed_input])``): the hidden update equals the numpy one
+    with 2B statistics and differs from the one with each half's own statistics (what running
+    the halves one after the other with ordinary batch norm would give)."""
+    x, y = _data(DenseNet, 11)
+    alpha = 3.0
+    inp = tf.keras.Input(DenseNet.input_shape)
+    h = lq.layers.QuantDense(5, **B.dense_kwargs("first"))(inp)
+    h = tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-3)(h)
+    h = tf.keras.layers.Activation("tanh")(h)  # a float activation: err is tanh(BN(z)) - tanh(BN(z_err))
+    model = tf.keras.Model(inp, lq.layers.QuantDense(C, **B.dense_kwargs("last"))(h))
+    (w1, b1), (w3, b3) = [(l.kernel.numpy().astype(np.float64), l.bias.numpy().astype(np.float64))
+                          for l in model.layers if isinstance(l, lq.layers.QuantDense)]
+    trainer = A.build("sigprop", model, seed=5, alpha=alpha)
+    trainer.compile(tf.keras.optimizers.legacy.SGD(1.0), run_eagerly=True)
+    trainer.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
+    got = model.layers[1].kernel.numpy() - w1
+
+    x64 = x.astype(np.float64)
+    z = x64 @ w1 + b1
+    # pass 1 in eval mode (moving mean 0, variance 1); the classifier reads sign(tanh(.))
+    e = softmax(sign(np.tanh(z / np.sqrt(1.0 + 1e-3))) @ w3 + b3) - np.eye(C)[y]
+    z_err = (x64 + alpha * e @ trainer.input_feedback.numpy().astype(np.float64)) @ w1 + b1
+
+    def update(mean_c, var_c, mean_e, var_e):
+        err = np.tanh((z - mean_c) / np.sqrt(var_c + 1e-3)) - np.tanh((z_err - mean_e) / np.sqrt(var_e + 1e-3))
+        return -(x64.T @ err)
+
+    both = np.concatenate([z, z_err])
+    shared = update(both.mean(0), both.var(0), both.mean(0), both.var(0))
+    separate = update(z.mean(0), z.var(0), z_err.mean(0), z_err.var(0))
+    np.testing.assert_allclose(got, shared, rtol=2e-4, atol=2e-5)
+    assert np.abs(shared - separate).max() > 100 * 2e-5 + 2e-4 * np.abs(shared).max()
+
+
 @pytest.mark.parametrize("net", list(NETS))
 def test_sigprop_tap_option_keeps_earlier_rule(net):
     net = NETS[net]

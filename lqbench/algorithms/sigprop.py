@@ -45,12 +45,50 @@ input, after pooling / normalisation / ``Add``, backpropagated through the ops i
 divided by the tap's positions); ``pass1="train"`` runs pass 1 in training mode (moving
 statistics then updated twice per step).
 
-**Convolutional networks:** on the main job's network (VGG-small width 0.25, W1A1, embedded
-digits, 15 epochs, Adam 1e-3: ``lqbench run --algorithms sigprop --seeds 0 1``) SigpropTL stays
-at chance (10.7 % ± 0.2 test accuracy, two seeds), with alpha 1, 0.1 and 0.01 and with SGD.
-A linear readout of this network's untrained W1A1 features (backprop with every hidden layer
-frozen) is at chance too, so all learning must come from the hidden target-loop updates, and
-on this network they do not supply it; SigpropTL learns binary MLPs (``tests/test_algorithms.py``).
+**Convolutional networks: the method itself does not learn them.** On the main job's network
+(VGG-small width 0.25, W1A1 except first/last layers, embedded digits, 15 epochs, Adam 1e-3:
+``lqbench run --algorithms sigprop --seeds 0 1``) SigpropTL stays at chance (10.7 % ± 0.2 test
+accuracy, two seeds), with alpha 1, 0.1 and 0.01, with SGD and in full precision. lqbench's
+update equals the authors' on a binary CNN with BN (``bench/results/reference/
+seed000_cnn_sigprop.json``), and the authors' own code on a PyTorch twin of this network
+(``bench/reference/sigprop_vgg_small.py``: their binarization, driver and ``Pepita`` class) is
+at chance as well: 10.0 % ± 0.0 (two seeds) where their backprop reaches 94.6 % ± 0.7
+(``bench/results/sigprop_vgg_small_digits.json``); paper 000 reports 14.1 % for binary
+VGG-19 and 12.0 % for MobileNetV2 on ImageNette (Table 7). Why (``bench/sigprop_diagnosis.py``,
+``bench/results/sigprop_diagnosis.json``): to first order the error of a weight layer
+\\(z = W u\\), \\(a = \phi(N(z))\\) is \\(\mathrm{err} \approx -D\, W \Delta u\\) (\\(\Delta u\\) the
+perturbation of its input, \\(D\\) the slopes of normalisation and activation), so the step
+
+\\[ \Delta W \approx \frac{\eta}{P}\, D\, W \, \Delta u\, u^\top \\]
+
+is multiplicative in \\(W\\): repeated, it is a power iteration that turns every filter towards
+the same dominant direction. Measured after 15 epochs: the mean \\(|\cos|\\) between
+``conv3``'s filters rises from 0.05 to 0.91 (W1A1) / 0.96 (full precision; backprop: 0.06 /
+0.05), ``conv1``'s from 0.27 to 0.56-0.66 with either error scale, and in full precision the
+effective rank of the 128 features the classifier reads falls from 32.6 to 3.1 (2.4 with the
+authors' \\(e/B\\)). A linear readout of the untrained features (backprop, every other layer
+frozen) reaches 76.9 % in full precision but 12.8 % in W1A1 (random binary features of this
+depth are uninformative), so all accuracy must come from hidden updates, and these collapse
+the features instead. SigpropTL learns binary MLPs (``tests/test_algorithms.py``).
+
+**Memory: the floor is both halves of one layer.** The authors concatenate the two inputs
+(``torch.cat([x, perturbed_input])`` in ``pepita.py``) and run them in training mode, so batch
+normalisation in pass 2 normalises each half with the mean and variance of the \\(2B\\) batch
+(pinned by ``test_sigprop_pass2_normalises_both_halves_with_shared_statistics``: running the
+halves one after the other with ordinary batch normalisation gives a different update). A
+schedule with the same update needs, at every layer, (i) both halves' activations at once to
+form \\(a(x) - a(x_{err})\\), (ii) both halves' pre-normalisation tensors (or a second
+computation of the layer) before either can be normalised, and (iii) both halves at the
+boundary to the next layer, since both streams continue through every layer (dropping one
+means recomputing it from the input for every layer, \\(O(L^2)\\) layer evaluations per
+step). So the peak is at least \\(2B\\) activations of the largest layer; lqbench already trains
+segment by segment and keeps only one segment's tensors alive (`Algorithm._train_segments`),
+which is that floor up to the layer's few intermediate tensors. Against backprop, which keeps
+every layer's activations for \\(B\\), the ratio is about \\(2 \max_l s_l / \sum_l s_l\\) (\\(s_l\\)
+a layer's activation size): below 0.5 on networks of many equal layers (ResNet-20 0.34 in
+BENCHMARKS.md), above it on VGG-style ones whose full-resolution layers dominate
+(VGG-small: \\(2 \cdot 1 / 3.5 \approx 0.57\\) in units of a 32x32 layer, for its two
+32x32, two 16x16 and two 8x8 convolutions; measured 0.79).
 
 With ``distillation`` pass 1's output loss is the distillation loss (`Algorithm._output_loss`,
 teacher logits of the clean input): the output layer trains on it and the modulating error is
