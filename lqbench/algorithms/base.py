@@ -21,7 +21,9 @@ Conventions shared by all methods (methods.md §3):
 
 Update-unlocked methods (DRTP, HSIC, SigpropTL) run segment by segment (`TapGraph.segments`),
 one `tf.GradientTape` per segment, so a segment's activations can be freed before the next
-segment runs. ``update="segment"`` applies each segment's update before the next segment runs
+segment runs (in graph mode every op of a segment, its backward pass included, waits for the
+previous segment's gradients or update: ResNet-20 DRTP peaks at 0.24x BP's memory, 0.50x
+when signals that read no activation could run early). ``update="segment"`` applies each segment's update before the next segment runs
 (the optimizer's ``iterations`` is restored between segments so Adam's bias correction and
 schedules see one step per batch); ``update="step"`` keeps each segment's gradients and applies
 them once at the end of the step (identical maths, needed by `CaseOptimizer`, which maps
@@ -73,6 +75,7 @@ custom object and ``lqbench.algorithms`` lists it by ``algorithm`` for `build`.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import larq as lq
@@ -375,7 +378,7 @@ class Algorithm(tf.keras.Model):
             barrier = sequence(done if not xla else [g for g, _ in initial])
         for segment in segments:
             variables = segment.variables  # read at trace time: frozen layers stay frozen
-            with tf.GradientTape() as tape:
+            with _after(barrier), tf.GradientTape() as tape:
                 graph.run_ops(segment.ops, env, training, barrier)
                 if segment.is_output:
                     loss = self._output_loss(labels, env[graph.output_key], sample_weight, segment.losses,
@@ -387,7 +390,8 @@ class Algorithm(tf.keras.Model):
                         loss = reg if loss is None else loss + reg
             if loss is None or not variables:
                 continue
-            grads = tape.gradient(loss, variables)
+            with _after(barrier):
+                grads = tape.gradient(loss, variables)
             grads_and_vars = [(g, v) for g, v in zip(grads, variables) if g is not None]
             if grads_and_vars:
                 done = commit(grads_and_vars)
@@ -397,6 +401,18 @@ class Algorithm(tf.keras.Model):
         else:
             self._apply(pending)
         return env
+
+def _after(barrier):
+    """Context in which every new op waits for ``barrier``'s control inputs (graph mode).
+
+    A segment's ops that read no earlier tensor (a feedback signal computed from the labels,
+    the constant seed of its loss gradient, a broadcast of it to the tap's shape) would
+    otherwise be ready when the step starts: the runtime would compute those of every segment
+    at once and keep them all alive until their segment runs."""
+    if barrier is None:
+        return contextlib.nullcontext()
+    return tf.control_dependencies(barrier[0])
+
 
 def register(cls):
     """Register an `Algorithm` subclass as a Keras custom object."""
