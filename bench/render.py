@@ -331,7 +331,7 @@ def render_overhead(results, state) -> list[str]:
 
 def render_memory(results, state) -> list[str]:
     data = _load(results, "training_cost.json")
-    lines = _header("memory", state)
+    lines = _header("memory", state, {"invocations": (data or {}).get("memory_invocations")})
     if not data or not data.get("memory"):
         return lines + ["No results.", ""]
     rows = data["memory"]
@@ -360,15 +360,19 @@ def render_memory(results, state) -> list[str]:
             lines.append(f"- {model}, {mode}: {text}.")
     lines += ["",
               "Why the target is missed where it is: segment-by-segment training keeps only one segment's "
-              "activations alive, so its peak is the largest segment's forward and backward, not the sum over the "
-              "network. (1) In a VGG-style CNN the full-resolution first segments hold most of all activations, so "
-              "the largest segment is already well over half of BP's total. (2) SigpropTL runs the clean and the "
-              "modulated input together (a batch of 2B, so that normalisation statistics are shared), doubling "
-              "every activation. (3) Under XLA the whole training step is one compiled program: the optimization "
-              "barriers order the segments, but XLA's buffer assignment keeps more of them alive than the eager "
-              "runtime does" + _graph_note(rows) + ". What would fix it: compiling each segment as its own "
-              "XLA program instead of one program per step, finer segments (rematerialisation inside a segment), "
-              "and running SigpropTL's two halves one after the other with shared normalisation statistics.", ""]
+              "activations alive (each segment's forward, loss and backward wait for the previous segment's update "
+              "in graph mode, so no signal is computed early and held; `tests/test_segments.py`), so its peak is "
+              "the largest segment's forward and backward, not the sum over the network. (1) In a VGG-style CNN the "
+              "full-resolution first segments hold most of all activations, so the largest segment is already about "
+              "half of BP's total. (2) SigpropTL runs the clean and the modulated input together (a batch of 2B): "
+              "the authors' code concatenates them so that normalisation statistics are shared over 2B, and any "
+              "schedule with the same update needs both halves of a layer at once, so its floor is twice the "
+              "largest layer's activations (derivation in `lqbench/algorithms/sigprop.py`). (3) HSIC's objective "
+              "(kernel matrices of every tap) costs more than BP's backward pass at batch 128 "
+              "(`python bench/segment_cost.py`), and its first segment is as large as DRTP's. (4) Under XLA the "
+              "whole training step is one compiled program: XLA's buffer assignment keeps more segments alive than "
+              "the graph runtime does" + _graph_note(rows) + ". What would lower it further: compiling each "
+              "segment as its own XLA program, finer segments (rematerialisation inside a segment).", ""]
     return lines
 
 

@@ -26,12 +26,15 @@ Usage (run alone, it takes ~20 minutes on 2 CPU cores)::
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import pathlib
 import platform
 import sys
 import time
+
+from invocations import record_invocation  # bench/ is on sys.path when a script runs
 
 HERE = pathlib.Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "training_cost.json"
@@ -320,7 +323,11 @@ def main(argv=None):
     if args.part in ("memory", "all"):
         out["memory"] = []
         out["memory_command"] = command
+        started, start = datetime.datetime.now().isoformat(timespec="seconds"), time.perf_counter()
         run_memory(args.steps, out, modes=tuple(args.modes), models=tuple(args.models))
+        made_by: dict = {}  # the memory part is replaced whole: only this run made it
+        record_invocation(made_by, argv, started, time.perf_counter() - start, "training_cost.py")
+        out["memory_invocations"] = made_by["invocations"]
     if args.part in ("speed", "all"):
         out["speed"] = []
         out["speed_command"] = command
