@@ -128,7 +128,7 @@ def test_pool_rewrite_declined_when_batch_norm_reverses_the_order():
     assert order.index("bn") < order.index("pool")
     x = np.random.default_rng(2).standard_normal((4, 8, 8, 32)).astype(np.float32)
     np.testing.assert_array_equal(swapped(x, training=False).numpy(), model(x, training=False).numpy())
-    with pytest.raises(ValueError, match="unknown rewrite\\(s\\) 'fold'; allowed: dense_as_conv"):
+    with pytest.raises(ValueError, match="unknown rewrite\\(s\\) 'fold'; allowed: sign_at_zero_as_sign, dense_as_conv"):
         tfl.rewrite(model, kinds=("fold",))
     with pytest.raises(TypeError, match="rewrite must be True, False or a list of rewrite kinds, got 'yes'"):
         tfl.convert(model, None, rewrite="yes")
