@@ -81,3 +81,4 @@ def test_cli_fallback_choices_are_the_policies():
 
     assert FALLBACK_CHOICES == tflite.FALLBACK_POLICIES and tflite.fallback_policy() == "unavoidable"
     assert tflite.fallback_policy(allow_fallback=True) == "any" and tflite.fallback_policy(allow_fallback=False) == "none"
+    assert tflite.fallback_policy(True) == "any" and tflite.fallback_policy(False) == "none"  # enforce(report, True)

@@ -6,7 +6,9 @@ holds (measured on LCE 0.16, `/work/shared/specs/lce.md`):
 - the layer is a `QuantConv2D` (no binary dense, depthwise, 1D, 3D, separable, transposed or
   locally connected kernel exists);
 - its input quantizer is a *sign* in LCE's graph pattern, \\(sign(x) \in \{-1, +1\}\\):
-  Larq's `SteSign`, `ApproxSign`, `SwishSign` and every lqbench sign estimator;
+  Larq's `SteSign`, `ApproxSign`, `SwishSign` and every lqbench sign estimator; or such a sign
+  used as a layer right before it (``Binarization(inputs="activations")``, paper 000's layout),
+  through reshapes only when they cancel out (`sign_layer_before`);
 - its kernel quantizer gives a constant filter \\(\pm \alpha_c\\) per output channel
   \\(c\\) (sign-family and `MagnitudeAwareSign` kernels);
 - ``padding="same"`` pads with +1 (``pad_values=1.0``), except on ``target="arm"`` where zero

@@ -84,6 +84,8 @@ def fallback_policy(fallback: str | None = None, allow_fallback: bool | None = N
         fallback_policy(allow_fallback=True)  # "any"
         ```
     """
+    if isinstance(fallback, bool) and allow_fallback is None:  # enforce(report, True): the older positional flag
+        fallback, allow_fallback = None, fallback
     if allow_fallback is not None and fallback is not None:
         raise ConfigValueError(f"pass fallback={fallback!r} or allow_fallback={allow_fallback!r}, not both")
     if allow_fallback is not None:
