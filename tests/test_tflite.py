@@ -168,7 +168,7 @@ def test_binary_dense_is_a_reported_fallback_without_the_rewrite(tmp_path):
     assert path.exists()
     assert [(f.layer, f.type) for f in report.fallbacks] == [("binary_dense", "QuantDense")]
     assert report.binary_layers == 2 and report.bconv == 1 and report.count_mismatch is None
-    assert "FALLBACK to float: binary_dense" in str(report)
+    assert "FALLBACK to float (avoidable): binary_dense" in str(report) and report.fallback_policy == "any"
     assert report.op_counts["FULLY_CONNECTED"] == 2  # the binary dense runs as a float matmul
 
 
@@ -201,6 +201,9 @@ def test_static_analysis_reasons():
         "depthwise": "fallback", "kernel_only": "fallback", "heaviside": "fallback",
         "grouped16": "fallback", "magnitude": "binary", "zero_pad": "binary",
     }
+    # no LCE binary op exists for depthwise, W1A32 or 16-channel groups; a Heaviside input is the user's choice
+    assert {name: f.unavoidable for name, f in arm.items() if f.status == "fallback"} == {
+        "depthwise": True, "kernel_only": True, "heaviside": False, "grouped16": True}
     assert "depthwise" in arm["depthwise"].reason and "kernel-only" in arm["kernel_only"].reason
     assert "{0, 1}" in arm["heaviside"].reason and "16 input channels per group" in arm["grouped16"].reason
     assert "zero padding" in arm["zero_pad"].reason  # converts on arm, output stays float
@@ -227,6 +230,49 @@ def test_fallbacks_cross_checked_with_flatbuffer():
     with pytest.warns(tfl.ConversionWarning):
         plain = tfl.convert(model, None, allow_fallback=True, rewrite=False, verify=False, compare_float=False)
     assert plain.bmaxpool == 0 and [p.layer for p in plain.pool_fallbacks] == ["pool_before_bn"]
+
+
+def test_fallback_policy_accepts_only_layers_lce_has_no_binary_op_for_by_default(tmp_path):
+    """Default ``fallback="unavoidable"``: depthwise/W1A32/16-channel groups convert (reported), a
+    Heaviside input is refused; ``"none"`` refuses all, ``"any"`` (``allow_fallback=True``) accepts all."""
+    model = _mixed_model()
+    _randomize_batch_norm(model)
+    with pytest.warns(tfl.ConversionWarning), pytest.raises(
+            tfl.ConversionError, match=r"^1 binary layer\(s\) fall back to float ops that LCE could run as binary ops: heaviside ") as error:
+        tfl.convert(model, tmp_path / "mixed.tflite", verify=False, compare_float=False)
+    assert not (tmp_path / "mixed.tflite").exists()
+    report = error.value.report
+    assert report.fallback_policy == "unavoidable"
+    assert {f.layer for f in report.unavoidable_fallbacks} == {"depthwise", "kernel_only", "grouped16"}
+    assert [f.layer for f in report.avoidable_fallbacks] == ["heaviside"]
+    assert report.fallback_summary() == ("4 binary layer(s) run as float ops: 3 no LCE binary op (QuantDepthwiseConv2D "
+                                         "x1, QuantConv2D x2); 1 avoidable (QuantConv2D x1)")
+    # the same report under the other policies
+    tfl.enforce(report, "any")
+    tfl.enforce(report, allow_fallback=True)
+    with pytest.raises(tfl.ConversionError, match=r"^4 binary layer\(s\) fall back to float ops \(fallback='none'\): depthwise"):
+        tfl.enforce(report, allow_fallback=False)  # the old default: strict
+    # without the avoidable layer the model converts by default; strict mode still refuses
+    x = inputs = tf.keras.Input((8, 8, 32))
+    x = lq.layers.QuantDepthwiseConv2D(3, padding="same", pad_values=1.0, input_quantizer="ste_sign",
+                                       depthwise_quantizer="ste_sign", use_bias=False, name="depthwise")(x)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = lq.layers.QuantConv2D(32, 1, **BINARY, name="pointwise")(x)
+    x = tf.keras.layers.BatchNormalization()(x)
+    separable = tf.keras.Model(inputs, x)
+    _randomize_batch_norm(separable)
+    with pytest.warns(tfl.ConversionWarning, match="1 binary layer\\(s\\) have no LCE binary op.*depthwise"):
+        ok = tfl.convert(separable, tmp_path / "sep.tflite")
+    assert (tmp_path / "sep.tflite").exists() and ok.bconv == 1 and ok.verdict == "exact"
+    assert [(f.layer, f.unavoidable) for f in ok.fallbacks] == [("depthwise", True)] and not ok.ok
+    text = str(ok)
+    assert "fallbacks (policy 'unavoidable'): 1 binary layer(s) run as float ops: 1 no LCE binary op" in text
+    assert "FALLBACK to float (no LCE binary op): depthwise (QuantDepthwiseConv2D" in text
+    data = ok.to_dict()
+    assert data["fallback_policy"] == "unavoidable" and data["fallbacks"][0]["unavoidable"] is True
+    assert json.loads(json.dumps(data))["fallback_summary"].startswith("1 binary layer(s)")
+    with pytest.warns(tfl.ConversionWarning), pytest.raises(tfl.ConversionError, match="depthwise.*fallback='any'"):
+        tfl.convert(separable, None, fallback="none", verify=False, compare_float=False)
 
 
 def test_ste_tern_input_is_an_error_even_with_fallback_allowed(tmp_path):
@@ -334,6 +380,10 @@ def test_convert_command(converted, tmp_path, capsys):
     assert "binary_dense (QuantDense)" in captured.err and "(no file written)" in captured.err
     assert len(captured.err.strip().splitlines()) == 1
     assert not (tmp_path / "dense.tflite").exists()
+    assert cli.main(["convert", str(dense), "--no-rewrite", "--fallback", "any", "--no-verify"]) == 0
+    assert "FALLBACK to float (avoidable): binary_dense" in capsys.readouterr().out
+    assert cli.main(["convert", str(dense), "--no-rewrite", "--allow-fallback", "--no-verify"]) == 0
+    capsys.readouterr()
     assert cli.main(["convert", str(tmp_path / "none.keras")]) == 2
     assert "no model at" in capsys.readouterr().err
 

@@ -32,6 +32,14 @@ CASES = [
     ("audit rewrite", lambda p: tflite.audit(_model(), rewrite="yes"), ConfigTypeError, "rewrite must be True"),
     ("rewrite target", lambda p: rewriting.rewrite(_model(), target="x86"), ConfigValueError, "unknown target"),
     ("rewrite kinds", lambda p: rewriting.rewrite(_model(), kinds=("fold",)), ConfigValueError, "unknown rewrite"),
+    ("fallback policy", lambda p: tflite.fallback_policy("maybe"), ConfigValueError,
+     "unknown fallback policy 'maybe'; allowed: unavoidable, any, none"),
+    ("fallback twice", lambda p: tflite.convert(_model(), None, fallback="any", allow_fallback=True),
+     ConfigValueError, "pass fallback='any' or allow_fallback=True, not both"),
+    ("allow_fallback type", lambda p: tflite.fallback_policy(allow_fallback="yes"), ConfigTypeError,
+     "allow_fallback must be True or False, got 'yes'"),
+    ("rewrite kinds in convert", lambda p: tflite.audit(_model(), rewrite=["fold"]), ConfigValueError,
+     "unknown rewrite\\(s\\) 'fold'; allowed: sign_at_zero_as_sign"),
     ("bench kernel", lambda p: tflite.benchmark(_not_tflite(p), kernel="fast"), ConfigValueError, "unknown kernel"),
     ("bench threads", lambda p: tflite.benchmark(_not_tflite(p), threads=0), ConfigValueError, "threads must be"),
     ("bench runs", lambda p: tflite.benchmark(_not_tflite(p), runs=0), ConfigValueError, "runs must be"),
@@ -66,3 +74,11 @@ def test_runtime_failures_are_not_user_errors():
     with pytest.raises(ValueError) as raised:
         device.parse_benchmark_output("ERROR: unresolved custom op\n")
     assert not isinstance(raised.value, LqbenchError)
+
+
+def test_cli_fallback_choices_are_the_policies():
+    from lqbench.commands._types import FALLBACK_CHOICES
+
+    assert FALLBACK_CHOICES == tflite.FALLBACK_POLICIES and tflite.fallback_policy() == "unavoidable"
+    assert tflite.fallback_policy(allow_fallback=True) == "any" and tflite.fallback_policy(allow_fallback=False) == "none"
+    assert tflite.fallback_policy(True) == "any" and tflite.fallback_policy(False) == "none"  # enforce(report, True)

@@ -128,9 +128,9 @@ def test_pool_rewrite_declined_when_batch_norm_reverses_the_order():
     assert order.index("bn") < order.index("pool")
     x = np.random.default_rng(2).standard_normal((4, 8, 8, 32)).astype(np.float32)
     np.testing.assert_array_equal(swapped(x, training=False).numpy(), model(x, training=False).numpy())
-    with pytest.raises(ValueError, match="unknown rewrite\\(s\\) 'fold'; allowed: dense_as_conv"):
+    with pytest.raises(ValueError, match="unknown rewrite\\(s\\) 'fold'; allowed: sign_at_zero_as_sign, dense_as_conv"):
         tfl.rewrite(model, kinds=("fold",))
-    with pytest.raises(TypeError, match="rewrite must be True or False, got 'yes'"):
+    with pytest.raises(TypeError, match="rewrite must be True, False or a list of rewrite kinds, got 'yes'"):
         tfl.convert(model, None, rewrite="yes")
 
 
@@ -230,15 +230,17 @@ def test_conv_zoo_converts_fully_binary_and_exact(name, args):
     import lqbench.models as models
 
     model = models.build(name, (32, 32, 3), 10, binarization=lqbench.Binarization(), **args)
-    allow = name == "mobilenet_v2"  # binary depthwise convolutions have no LCE kernel
+    depthwise = name == "mobilenet_v2"  # binary depthwise convolutions have no LCE kernel: float ops
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", tfl.ConversionWarning)
-        report = tfl.convert(model, None, allow_fallback=allow)
-    if allow:  # refused without allow_fallback
+        report = tfl.convert(model, None)  # the default policy: only fallbacks LCE has no binary op for
+    if depthwise:  # refused in strict mode
         with pytest.raises(tfl.ConversionError, match="QuantDepthwiseConv2D.*no binary depthwise"):
-            tfl.enforce(report)
+            tfl.enforce(report, "none")
+        assert report.fallbacks and all(f.unavoidable for f in report.fallbacks)
+        assert "no LCE binary op (QuantDepthwiseConv2D x" in report.fallback_summary()
     assert report.errors == [] and report.count_mismatch is None
-    assert {f.type for f in report.fallbacks} <= ({"QuantDepthwiseConv2D"} if allow else set()), report
+    assert {f.type for f in report.fallbacks} <= ({"QuantDepthwiseConv2D"} if depthwise else set()), report
     assert report.bconv == report.binary_layers - len(report.fallbacks)
     assert report.bmaxpool == report.expected_bmaxpool
     assert report.verdict == "exact", report
@@ -247,3 +249,126 @@ def test_conv_zoo_converts_fully_binary_and_exact(name, args):
         assert report.tie_max_abs_diff > 0.1 and report.verified_on == "calibrated"
     if report.size_ratio < 25:
         assert report.size_note(), report  # the reason is reported
+
+
+# --------------------------------------------------------------------------- sign with -1 at 0 (issue #14)
+
+
+def _sign_at_zero():
+    """Paper 000's sign, -1 at exactly 0 (``Binarization(sign_at_zero=-1.0)``)."""
+    return lqbench.estimators.SignAtZero(lq.quantizers.SteSign(), value=-1.0)
+
+
+def _sign_at_zero_model():
+    conv = dict(padding="same", pad_values=1.0, use_bias=False, kernel_constraint="weight_clip")
+    x = inputs = tf.keras.Input((8, 8, 32))
+    x = tf.keras.layers.Conv2D(32, 3, padding="same", name="float_conv")(x)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = lq.layers.QuantConv2D(32, 3, input_quantizer=_sign_at_zero(), kernel_quantizer=_sign_at_zero(), name="both",
+                              **conv)(x)
+    x = tf.keras.layers.MaxPooling2D(name="pool")(x)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = lq.layers.QuantConv2D(32, 3, input_quantizer=_sign_at_zero(), kernel_quantizer="ste_sign", name="input_only",
+                              **conv)(x)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = lq.layers.QuantConv2D(32, 3, input_quantizer="ste_sign", kernel_quantizer=_sign_at_zero(), name="kernel_only",
+                              **conv)(x)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    x = lq.layers.QuantDense(16, input_quantizer=_sign_at_zero(), kernel_quantizer=_sign_at_zero(),
+                             kernel_constraint="weight_clip", name="head")(x)
+    model = tf.keras.Model(inputs, tf.keras.layers.BatchNormalization()(x))
+    _random_weights(model)
+    return model
+
+
+def test_sign_at_zero_kernel_folds_and_its_input_sign_becomes_lce_sign(tmp_path):
+    model = _sign_at_zero_model()
+    found = {f.layer: f for f in tfl.analyze(model).layers}
+    assert found["kernel_only"].status == "binary"  # the kernel quantizer is constant-folded, 0 included
+    for name in ("both", "input_only"):
+        assert found[name].status == "fallback" and not found[name].unavoidable
+        assert "matches only its wrapped sign SteSign" in found[name].reason
+    # as written: LCE keeps the correction at 0 in float ops, the convolutions float (exact, but slow)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tfl.ConversionWarning)
+        with pytest.raises(tfl.ConversionError, match="that LCE could run as binary ops: both .*wrapped sign"):
+            tfl.convert(model, None, rewrite=False, verify=False, compare_float=False)
+        plain = tfl.convert(model, None, rewrite=False, fallback="any", compare_float=False)
+    assert plain.bconv == 1 and plain.op_counts["EQUAL"] >= 2 and plain.op_counts["CONV_2D"] >= 3
+    assert plain.verdict == "exact"
+    # by default: LCE's sign, every binary layer a binary op, the caveat in the report
+    report = tfl.convert(model, tmp_path / "saz.tflite", compare_float=False)
+    assert sorted((s.kind, s.layer) for s in report.rewrites) == [
+        ("bn_before_pool", "pool"), ("dense_as_conv", "head"), ("sign_at_zero_as_sign", "both"),
+        ("sign_at_zero_as_sign", "head"), ("sign_at_zero_as_sign", "input_only")]
+    assert report.bconv == report.binary_layers == 4 and report.fallbacks == [] and report.bmaxpool == 1
+    assert "EQUAL" not in report.op_counts and report.ok
+    assert report.verdict == "exact" and report.max_abs_diff <= 1e-5 * max(1.0, report.max_abs_output)
+    assert "only where a pre-sign value is exactly 0" in str(report)
+    assert report.rewrite_keras_diff == 0.0  # no exact zeros before a sign on these samples
+    # the other rewrites alone leave the sign at zero, as asked
+    kept = tfl.audit(model, rewrite=["dense_as_conv", "bn_before_pool"])
+    assert [s.kind for s in kept.rewrites.rewrites] == ["dense_as_conv"]  # no LCE sign before the pool: not moved
+    assert {f.layer for f in kept.analysis.with_status("fallback")} == {"both", "input_only", "head"}
+
+
+def test_sign_at_zero_rewrite_changes_outputs_only_at_ties():
+    x = inputs = tf.keras.Input((4, 4, 32))
+    x = lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0, input_quantizer=_sign_at_zero(),
+                              kernel_quantizer="ste_sign", name="b")(x)
+    model = tf.keras.Model(inputs, x)
+    _random_weights(model)
+    samples = np.random.default_rng(4).standard_normal((4, 4, 4, 32)).astype(np.float32)
+    samples[0, 1, 1, :5] = 0.0
+    samples[2, 0, 0, 0] = 0.0
+    result = tfl.rewrite(model)
+    assert [(s.layer, s.kind) for s in result.rewrites] == [("b", "sign_at_zero_as_sign")]
+    assert type(result.model.get_layer("b").input_quantizer) is lq.quantizers.SteSign
+    ours, theirs = result.model(samples).numpy(), model(samples).numpy()
+    np.testing.assert_array_equal(ours[[1, 3]], theirs[[1, 3]])
+    assert all(np.abs(ours[i] - theirs[i]).max() > 0.5 for i in (0, 2))  # -1 vs +1 at a zero input
+    ties, per_layer = tfl.sign_ties(model, samples)
+    assert ties[0] >= 5 and ties[2] >= 1 and ties[1] == ties[3] == 0 and set(per_layer) == {"b"}
+    report = tfl.convert(model, None, sample_inputs=samples, compare_float=False)
+    assert report.bconv == 1 and report.fallbacks == [] and report.rewrite_keras_diff > 0.5
+    assert report.verdict == "exact" and report.tied_samples == 2 and report.tie_max_abs_diff > 0.5
+    assert report.verification.tie_free_samples == 2 and report.max_abs_diff <= 1e-5 * max(1.0, report.max_abs_output)
+
+
+def test_sign_layers_of_paper000_binarization_are_analysed_and_rewritten():
+    """``Binarization(inputs="activations", sign_at_zero=-1.0)``: the sign is a layer before a
+    kernel-only Larq layer; LCE fuses it into LceBconv2d unless a reshape separates them."""
+    kernel = dict(kernel_quantizer=_sign_at_zero(), use_bias=False)
+    x = inputs = tf.keras.Input((8, 8, 32))
+    x = tf.keras.layers.Conv2D(32, 3, padding="same")(x)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = _sign_at_zero()(x)
+    x = lq.layers.QuantConv2D(32, 3, padding="same", pad_values=0.0, name="c1", **kernel)(x)  # the authors' padding
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = tf.keras.layers.MaxPooling2D(name="pool")(x)
+    x = _sign_at_zero()(x)
+    x = lq.layers.QuantConv2D(32, 3, name="c2", **kernel)(x)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = _sign_at_zero()(x)
+    x = tf.keras.layers.Flatten()(x)
+    x = lq.layers.QuantDense(16, name="fc", **kernel)(x)
+    model = tf.keras.Model(inputs, tf.keras.layers.Dense(10)(tf.keras.layers.BatchNormalization()(x)))
+    _random_weights(model)
+    assert len(verification.sign_layers(model)) == 3  # ties are looked for before each sign layer
+    assert not any(isinstance(l, lq.quantizers.Quantizer) for l in tfl.float_twin(model).layers)
+    before = {f.layer: f for f in tfl.analyze(model).layers}
+    assert "matches only its wrapped sign" in before["c1"].reason and not before["c1"].unavoidable
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tfl.ConversionWarning)
+        with pytest.raises(tfl.ConversionError, match="fc .*through a reshape"):
+            tfl.convert(model, None, verify=False, compare_float=False)
+        report = tfl.convert(model, None, fallback="any")
+    assert sorted((s.kind, s.layer) for s in report.rewrites if s.kind != "sign_at_zero_as_sign") == [
+        ("dense_as_conv", "fc")]
+    assert sum(s.kind == "sign_at_zero_as_sign" for s in report.rewrites) == 3
+    assert report.bconv == report.expected_bconv == 2 and report.count_mismatch is None
+    assert report.bmaxpool == report.expected_bmaxpool == 1
+    assert [(f.layer, f.unavoidable) for f in report.fallbacks] == [("fc", False)]
+    assert report.errors == []  # zero padding into a sign layer keeps float output: exact (measured)
+    assert report.verdict == "exact" and report.max_abs_diff <= 1e-5 * max(1.0, report.max_abs_output)

@@ -3,7 +3,7 @@
 - `convert(model, path)` -> `ConversionReport`: the model rewritten into the form LCE accelerates
   (`rewrite`: binary dense/1D layers as binary 2D convolutions, batch norm before max-pools),
   the LCE flatbuffer, op counts, binary layers that became `LceBconv2d`, silent float fallbacks
-  with reasons, size vs the float twin (and why when below 25x), and the LCE interpreter against
+  with reasons (by default only those LCE has no binary op for convert: ``fallback="unavoidable"``), size vs the float twin (and why when below 25x), and the LCE interpreter against
   Keras with sign ties kept apart from mis-conversions (`verify`).
 - `benchmark(path)` -> `BenchResult`: single-image latency on this host (labelled as such: x86
   numbers are not ARM numbers); `compare(binary, float)` -> `Comparison`.
@@ -29,6 +29,7 @@ from lqbench.tflite.benchmark import (
     host_label,
 )
 from lqbench.tflite.convert import (
+    FALLBACK_POLICIES,
     Audit,
     ConversionError,
     ConversionReport,
@@ -36,6 +37,7 @@ from lqbench.tflite.convert import (
     audit,
     convert,
     enforce,
+    fallback_policy,
     float_twin,
     load_model,
     max_abs_difference,
@@ -54,6 +56,7 @@ from lqbench.tflite.device import (
 )
 
 __all__ = [
+    "FALLBACK_POLICIES",
     "AdbRunner",
     "Audit",
     "RewriteResult",
@@ -62,6 +65,7 @@ __all__ = [
     "audit",
     "calibrated_copy",
     "enforce",
+    "fallback_policy",
     "rewrite",
     "sign_ties",
     "verify",

@@ -6,7 +6,9 @@ holds (measured on LCE 0.16, `/work/shared/specs/lce.md`):
 - the layer is a `QuantConv2D` (no binary dense, depthwise, 1D, 3D, separable, transposed or
   locally connected kernel exists);
 - its input quantizer is a *sign* in LCE's graph pattern, \\(sign(x) \in \{-1, +1\}\\):
-  Larq's `SteSign`, `ApproxSign`, `SwishSign` and every lqbench sign estimator;
+  Larq's `SteSign`, `ApproxSign`, `SwishSign` and every lqbench sign estimator; or such a sign
+  used as a layer right before it (``Binarization(inputs="activations")``, paper 000's layout),
+  through reshapes only when they cancel out (`sign_layer_before`);
 - its kernel quantizer gives a constant filter \\(\pm \alpha_c\\) per output channel
   \\(c\\) (sign-family and `MagnitudeAwareSign` kernels);
 - ``padding="same"`` pads with +1 (``pad_values=1.0``), except on ``target="arm"`` where zero
@@ -15,9 +17,27 @@ holds (measured on LCE 0.16, `/work/shared/specs/lce.md`):
 
 A layer with binary inputs but float weights (a kept-float last layer) is a float op by design
 (status ``float_kernel``). Everything else still converts, *silently*, to float ops that compute the same function with
-float weights: the layer "falls back". The one silent **wrong** conversion is a ternary input
+float weights: the layer "falls back". A fallback is **unavoidable** (``LayerFinding.unavoidable``)
+when LCE has no binary op for the layer at all: binary depthwise, 3D, separable, transposed and
+locally connected layers, binary weights with non-binary inputs (or the reverse), grouped
+convolutions with a number of input channels per group that is not a multiple of 32. It is
+**avoidable** when the same layer written otherwise converts: a non-sign input quantizer, zero
+padding on ``xcore``, ``channels_first``, a binary `QuantDense` or `QuantConv1D` left as such
+(``rewrite=True`` makes them binary convolutions). The one silent **wrong** conversion is a ternary input
 quantizer (`SteTern`): LCE's sign pattern matches it and replaces \\(\{-1, 0, +1\}\\) by
 \\(\{-1, +1\}\\).
+
+**Sign at zero.** LCE's binary ops compute \\(sign(0) = +1\\): `LceQuantize` and the bit-packing of
+filters set a bit for \\(x < 0\\) only (``core/bitpacking/bitpack.h``), as Larq's `ste_sign`.
+lqbench's `SignAtZero` (``Binarization(sign_at_zero=-1.0)``, paper 000's sign with \\(-1\\) at 0)
+converts as follows (measured, LCE 0.16, `lqbench.tflite.op_counts`): as a *kernel* quantizer
+it is constant-folded into the filter, so the layer still becomes `LceBconv2d`, exactly; as an
+*input* quantizer LCE matches only the wrapped sign (`LceQuantize` -> `LceDequantize`) and keeps
+the correction at 0 as float ops (``EQUAL``, ``CAST``, ``SUB``, ``MUL``, ``ADD``), so the
+convolution runs as a float ``CONV_2D`` with float weights: exact, but an avoidable fallback. The
+``sign_at_zero_as_sign`` rewrite (`lqbench.tflite.rewrite`) gives such a layer LCE's sign; its
+outputs then differ from Keras only where a pre-sign value is exactly 0 (a sign tie, which
+`lqbench.tflite.verify` detects and keeps apart).
 
 `analyze` applies these rules to every Larq layer; `op_counts` reads the operator histogram of
 the converted flatbuffer (custom ops by name), so the two can be cross-checked.
@@ -75,6 +95,7 @@ class LayerFinding:
     reason: str = ""
     input_bits: int | None = None
     kernel_bits: int | None = None
+    unavoidable: bool = False  # a fallback for which LCE has no binary op at all (not for a better-written layer)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -139,7 +160,30 @@ def _bits(quantizer) -> int | None:
 
 
 def _is_sign(quantizer) -> bool:
+    """A sign LCE matches as such (\\(+1\\) at 0): its binary ops can take this quantizer's place."""
     return isinstance(quantizer, _SIGN_CLASSES) or any(quantizer is f for f in _SIGN_FUNCTIONS)
+
+
+def _is_sign_at_zero(quantizer) -> bool:
+    """`SignAtZero` around a sign LCE matches: a sign with another value at exactly 0."""
+    return isinstance(quantizer, estimators.SignAtZero) and _is_sign(quantizer.quantizer)
+
+
+def is_sign(quantizer) -> bool:
+    """A sign in the mathematical sense, whatever its value at 0 (LCE's, or `SignAtZero`): where its
+    input is (near) 0 the output can flip, a *sign tie* (`lqbench.tflite.verify`)."""
+    return _is_sign(quantizer) or _is_sign_at_zero(quantizer)
+
+
+def sign_at_zero_reason(quantizer) -> str:
+    """Why a `SignAtZero` input quantizer keeps its layer float in LCE (measured, LCE 0.16)."""
+    return (
+        f"input quantizer {_name(quantizer)} is a sign with {quantizer.value:+g} at exactly 0: LCE matches only "
+        f"its wrapped sign {_name(quantizer.quantizer)} (+1 at 0, LceQuantize -> LceDequantize) and keeps the "
+        "correction at 0 as float ops, so the layer runs as a float convolution (exact outputs, float weights); "
+        "convert with rewrite=True (the default) to give it LCE's sign (sign_at_zero_as_sign: outputs differ "
+        "only where a pre-sign value is exactly 0)"
+    )
 
 
 def _is_ternary(quantizer) -> bool:
@@ -151,6 +195,8 @@ def _input_problem(quantizer) -> tuple[str, str] | None:
     if _is_sign(quantizer):
         return None
     name = _name(quantizer)
+    if _is_sign_at_zero(quantizer):
+        return FALLBACK, sign_at_zero_reason(quantizer)
     if isinstance(quantizer, lq.quantizers.SteHeaviside) or quantizer is lq.quantizers.ste_heaviside:
         return FALLBACK, f"input quantizer {name} outputs {{0, 1}}, not the sign LCE binarizes"
     if isinstance(quantizer, lq.quantizers.DoReFa):
@@ -163,8 +209,12 @@ def _input_problem(quantizer) -> tuple[str, str] | None:
 
 
 def _kernel_problem(quantizer) -> tuple[str, str] | None:
-    """(status, reason) when a 1-bit kernel quantizer does not give a ±alpha filter, else None."""
-    if _is_sign(quantizer) or isinstance(quantizer, lq.quantizers.MagnitudeAwareSign):
+    """(status, reason) when a 1-bit kernel quantizer does not give a ±alpha filter, else None.
+
+    A `SignAtZero` kernel quantizer is constant-folded by the converter (its value at 0
+    included), so the filter is exactly the ±1 one Keras uses (measured: `LceBconv2d`).
+    """
+    if is_sign(quantizer) or isinstance(quantizer, lq.quantizers.MagnitudeAwareSign):
         return None
     name = _name(quantizer)
     if isinstance(quantizer, lq.quantizers.SteHeaviside) or quantizer is lq.quantizers.ste_heaviside:
@@ -184,6 +234,8 @@ def _kernel_quantizers(layer) -> list:
     ]
 
 
+#: Layer types LCE has no binary op for; the ones `lqbench.tflite.rewrite` turns into binary
+#: 2D convolutions are avoidable (`_REWRITABLE`), the others are not.
 _NO_BINARY_KERNEL = {
     "QuantDense": "LCE has no binary fully-connected op; convert with rewrite=True (the default) to run it as a "
     "1x1 binary convolution",
@@ -200,6 +252,9 @@ _NO_BINARY_KERNEL = {
 }
 
 
+_REWRITABLE = ("QuantDense", "QuantConv1D")
+
+
 def _is_quant_layer(layer) -> bool:
     return isinstance(layer, lq.layers.QuantizerBase) or hasattr(layer, "input_quantizer")
 
@@ -212,8 +267,60 @@ def _walk(model):
             yield layer
 
 
+# Layers between a sign layer and a weight layer that keep the values ±1 in inference (dropout is the identity there).
+_VALUE_PRESERVING = (tf.keras.layers.MaxPooling2D, tf.keras.layers.Flatten, tf.keras.layers.Reshape,
+                     tf.keras.layers.Dropout)
+_RESHAPING = (tf.keras.layers.Flatten, tf.keras.layers.Reshape, tf.keras.layers.Dropout)
+
+
+def _producer(layer):
+    """The single layer whose output ``layer`` reads (None: several, or a model input)."""
+    nodes = getattr(layer, "_inbound_nodes", None) or []
+    if not nodes:
+        return None
+    inbound = nodes[0].inbound_layers
+    inbound = inbound if isinstance(inbound, (list, tuple)) else [inbound]
+    return inbound[0] if len(inbound) == 1 else None
+
+
+def _shape(layer, attribute: str):
+    try:
+        return tuple(getattr(layer, attribute)[1:])
+    except (AttributeError, RuntimeError, TypeError, ValueError):
+        return None
+
+
+def sign_layer_before(layer):
+    """``(sign layer, fused)``: the 1-bit quantizer *layer* that ``layer`` reads through flatten,
+    reshape or dropout layers (``(None, False)`` when there is none), and whether LCE fuses it into
+    the binary op.
+
+    ``Binarization(inputs="activations")`` (paper 000) puts the sign in place of the activation
+    function, as a layer of its own; the weight layer after it has a kernel quantizer only. LCE
+    matches ``sign -> convolution`` as `LceBconv2d`, and through reshapes only when they cancel out
+    (the sign's output has the convolution's input shape, e.g. a 1x1 map flattened into a binary
+    dense layer run as a 1x1 convolution); a sign on a flat vector reshaped for a 1x1 convolution
+    stays ``LceQuantize -> LceDequantize -> RESHAPE -> CONV_2D``, a float op (measured, LCE 0.16).
+    """
+    source = _producer(layer)
+    while isinstance(source, _RESHAPING):
+        source = _producer(source)
+    if not (isinstance(source, lq.quantizers._BaseQuantizer) and _bits(source) == 1):
+        return None, False
+    out_shape, in_shape = _shape(source, "output_shape"), _shape(layer, "input_shape")
+    return source, out_shape is not None and out_shape == in_shape
+
+
+def input_quantizer_of(layer):
+    """The quantizer of ``layer``'s input: its ``input_quantizer``, else a sign layer before it."""
+    quantizer = getattr(layer, "input_quantizer", None)
+    if quantizer is None and _is_quant_layer(layer):
+        quantizer = sign_layer_before(layer)[0]
+    return quantizer
+
+
 def _classify(layer, target: str) -> LayerFinding | None:
-    input_q = getattr(layer, "input_quantizer", None)
+    input_q = input_quantizer_of(layer)
     kernel_qs = _kernel_quantizers(layer)
     in_bits = _bits(input_q)
     k_bits = min((_bits(q) for q in kernel_qs), default=None)
@@ -229,8 +336,8 @@ def _classify(layer, target: str) -> LayerFinding | None:
         kernel_bits=k_bits,
     )
 
-    def done(status, reason):
-        finding.status, finding.reason = status, reason
+    def done(status, reason, unavoidable=False):
+        finding.status, finding.reason, finding.unavoidable = status, reason, unavoidable
         return finding
 
     if _is_ternary(input_q):
@@ -240,19 +347,29 @@ def _classify(layer, target: str) -> LayerFinding | None:
             "converts it to a binary sign (zeros become ±1), so the converted model computes a "
             "different function",
         )
+    source, fused = sign_layer_before(layer) if getattr(layer, "input_quantizer", None) is None else (None, True)
+    if source is not None and k_bits == 1 and not fused:
+        return done(
+            FALLBACK,
+            f"its ±1 input comes from the sign layer {source.name} through a reshape "
+            f"({_shape(source, 'output_shape')} -> {_shape(layer, 'input_shape')}): LCE only fuses a sign that "
+            "feeds the convolution in its shape, the layer runs as float ops on LceDequantize's output",
+        )
     if in_bits == 1 and k_bits is None:
         return done(FLOAT_KERNEL, "binary input with float weights: runs as a float op on ±1 inputs (as designed)")
     if in_bits == 1 and k_bits != 1:
-        return done(FALLBACK, f"binary input with a {k_bits}-bit kernel: LCE has no kernel for it, the layer runs in float")
+        return done(FALLBACK, f"binary input with a {k_bits}-bit kernel: LCE has no kernel for it, the layer runs in float",
+                    unavoidable=True)
     if k_bits == 1 and in_bits != 1:
         kind = "float" if input_q is None else f"{in_bits}-bit"
         return done(
             FALLBACK,
             f"binary kernel with {kind} input (kernel-only binarization): LCE only has fully binary "
             "convolutions, the layer keeps float weights",
+            unavoidable=True,
         )
     if finding.type in _NO_BINARY_KERNEL:
-        return done(FALLBACK, _NO_BINARY_KERNEL[finding.type])
+        return done(FALLBACK, _NO_BINARY_KERNEL[finding.type], unavoidable=finding.type not in _REWRITABLE)
     if not isinstance(layer, lq.layers.QuantConv2D):
         return done(UNKNOWN, f"{finding.type} is not a QuantConv2D; LCE only converts QuantConv2D")
     problems = [p for p in (_input_problem(input_q), *(_kernel_problem(q) for q in kernel_qs)) if p]
@@ -278,6 +395,7 @@ def _classify(layer, target: str) -> LayerFinding | None:
             return done(
                 FALLBACK,
                 f"grouped conv with {per_group} input channels per group: LCE needs a multiple of 32",
+                unavoidable=True,
             )
     unknown = [reason for status, reason in problems if status == UNKNOWN]
     if unknown:
@@ -300,7 +418,21 @@ def _consumers(layer) -> list:
 
 
 def _takes_sign(layer) -> bool:
+    """A Larq layer whose input quantizer is a sign LCE matches, or such a sign as a layer of its own
+    (``Binarization(inputs="activations")``): the consumer that makes a max-pool binary."""
+    if isinstance(layer, lq.quantizers._BaseQuantizer):
+        return _is_sign(layer)
     return _is_quant_layer(layer) and _is_sign(getattr(layer, "input_quantizer", None))
+
+
+def signs_input(layer) -> bool:
+    """A Larq layer whose input quantizer is a sign of any value at 0 (`is_sign`)."""
+    return _is_quant_layer(layer) and is_sign(getattr(layer, "input_quantizer", None))
+
+
+def is_sign_layer(layer) -> bool:
+    """A sign quantizer used as a layer of its own (``Binarization(inputs="activations")``)."""
+    return isinstance(layer, lq.quantizers._BaseQuantizer) and is_sign(layer)
 
 
 _PASS_THROUGH = (
@@ -313,7 +445,9 @@ _PASS_THROUGH = (
 def _feeds_sign(layer, depth: int = 4) -> bool:
     """Whether ``layer``'s output reaches a sign through BN, max-pool or concatenation only."""
     for consumer in _consumers(layer):
-        if _takes_sign(consumer):
+        # a Larq layer's own sign input only: zero-padded binary convs feeding sign *layers*
+        # (Binarization(inputs="activations")) keep float output and verify exactly (measured, LCE 0.16)
+        if _is_quant_layer(consumer) and _is_sign(getattr(consumer, "input_quantizer", None)):
             return True
         linear = isinstance(consumer, tf.keras.layers.Activation) and getattr(
             consumer.activation, "__name__", ""

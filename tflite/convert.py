@@ -17,8 +17,17 @@ r"""Convert a Larq model with Larq Compute Engine in its fastest exact form, and
    apart, and a copy with calibrated batch-norm statistics when ties leave too little to compare;
 4. **enforce** (`enforce`): mis-conversions (ternary input quantizers, zero-padded binary convs
    feeding binary layers, or LCE outputs that differ from Keras on tie-free samples) raise
-   `ConversionError` in every case; fallbacks to float ops raise unless ``allow_fallback=True``
-   (then they are `ConversionWarning`\\ s).
+   `ConversionError` in every case. Fallbacks to float ops follow the ``fallback`` policy
+   (`FALLBACK_POLICIES`):
+
+   - ``"unavoidable"`` (the default): a binary layer LCE has **no binary op for at all** (depthwise,
+     3D, separable, transposed, locally connected, binary weights with float inputs, ...; see
+     `lqbench.tflite.analysis`) converts to float ops, its reason listed in the report and warned
+     once; a fallback the model or the rewrite could have avoided (a non-sign input quantizer,
+     zero padding on ``xcore``, ``channels_first``, a binary dense layer with ``rewrite=False``)
+     raises `ConversionError`, as does an LceBconv2d count below the prediction;
+   - ``"any"``: every fallback converts, with a `ConversionWarning` (``allow_fallback=True``);
+   - ``"none"``: every fallback raises (the strict mode; ``allow_fallback=False``).
 
 !!! example
     ```python
@@ -61,9 +70,37 @@ lce = lazy_module("larq_compute_engine")
 #: A binary model at least this many times smaller than its float twin meets the project's size target.
 SIZE_TARGET = 25.0
 
+#: Which float fallbacks of binary layers a conversion accepts (see the module doc).
+FALLBACK_POLICIES = ("unavoidable", "any", "none")
+DEFAULT_FALLBACK = "unavoidable"
+
+
+def fallback_policy(fallback: str | None = None, allow_fallback: bool | None = None) -> str:
+    """The fallback policy from ``fallback`` or the older ``allow_fallback`` flag (True: ``"any"``,
+    False: ``"none"``); neither: `DEFAULT_FALLBACK`.
+
+    !!! example
+        ```python
+        fallback_policy(allow_fallback=True)  # "any"
+        ```
+    """
+    if isinstance(fallback, bool) and allow_fallback is None:  # enforce(report, True): the older positional flag
+        fallback, allow_fallback = None, fallback
+    if allow_fallback is not None and fallback is not None:
+        raise ConfigValueError(f"pass fallback={fallback!r} or allow_fallback={allow_fallback!r}, not both")
+    if allow_fallback is not None:
+        if not isinstance(allow_fallback, bool):
+            raise ConfigTypeError(f"allow_fallback must be True or False, got {allow_fallback!r}")
+        return "any" if allow_fallback else "none"
+    if fallback is None:
+        return DEFAULT_FALLBACK
+    if fallback not in FALLBACK_POLICIES:
+        raise ConfigValueError(f"unknown fallback policy {fallback!r}; allowed: {', '.join(FALLBACK_POLICIES)}")
+    return fallback
+
 
 class ConversionError(ValueError):
-    """A binary layer fell back to float (``allow_fallback=False``) or was mis-converted.
+    """A binary layer fell back to float against the ``fallback`` policy, or was mis-converted.
 
     ``report`` holds the full `ConversionReport`; no file was written.
     """
@@ -115,6 +152,30 @@ class ConversionReport:
     misconverted_kernels: dict[str, float] = dataclasses.field(default_factory=dict)
     verification: Verification | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
+    fallback_policy: str = DEFAULT_FALLBACK  # which fallbacks the conversion accepted (FALLBACK_POLICIES)
+
+    @property
+    def unavoidable_fallbacks(self) -> list[analysis.LayerFinding]:
+        """Fallbacks of binary layers LCE has no binary op for (accepted by the default policy)."""
+        return [f for f in self.fallbacks if f.unavoidable]
+
+    @property
+    def avoidable_fallbacks(self) -> list[analysis.LayerFinding]:
+        """Fallbacks the model or the rewrite could have avoided (refused unless ``fallback="any"``)."""
+        return [f for f in self.fallbacks if not f.unavoidable]
+
+    def fallback_summary(self) -> str:
+        """One line: how many binary layers run as float ops, by type, and why ("" when none)."""
+        if not self.fallbacks:
+            return ""
+        parts = []
+        for label, group in (("no LCE binary op", self.unavoidable_fallbacks), ("avoidable", self.avoidable_fallbacks)):
+            if group:
+                types = {}
+                for f in group:
+                    types[f.type] = types.get(f.type, 0) + 1
+                parts.append(f"{len(group)} {label} (" + ", ".join(f"{t} x{n}" for t, n in types.items()) + ")")
+        return f"{len(self.fallbacks)} binary layer(s) run as float ops: " + "; ".join(parts)
 
     @property
     def size_ratio(self) -> float | None:
@@ -151,8 +212,7 @@ class ConversionReport:
                  + (": " + ", ".join(f"{k} {kib(v)}" for k, v in floats[:4]) if floats else "") + ")",
                  f"graph and metadata {kib(other)} ({other / self.size_bytes:.0%})"]
         if self.fallbacks:
-            kinds = sorted({f.type for f in self.fallbacks})
-            parts.append(f"{len(self.fallbacks)} binary layer(s) LCE keeps float ({', '.join(kinds)})")
+            parts.append(self.fallback_summary().replace("run as float ops", "LCE keeps float"))
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,6 +222,7 @@ class ConversionReport:
         data["verification"] = self.verification.to_dict() if self.verification is not None else None
         data["size_ratio"] = self.size_ratio
         data["size_note"] = self.size_note()
+        data["fallback_summary"] = self.fallback_summary()
         data["ok"] = self.ok
         return data
 
@@ -205,8 +266,11 @@ class ConversionReport:
             lines.append(f"  COUNT MISMATCH: {self.count_mismatch}")
         for finding in self.errors:
             lines.append(f"  ERROR (mis-converted): {finding}")
+        if self.fallbacks:
+            lines.append(f"  fallbacks (policy {self.fallback_policy!r}): {self.fallback_summary()}")
         for finding in self.fallbacks:
-            lines.append(f"  FALLBACK to float: {finding}")
+            kind = "no LCE binary op" if finding.unavoidable else "avoidable"
+            lines.append(f"  FALLBACK to float ({kind}): {finding}")
         for pool in self.pool_fallbacks:
             lines.append(f"  float max-pool: {pool.layer}: {pool.reason}")
         for note in self.notes:
@@ -239,6 +303,8 @@ def _float_layer(layer):
     if isinstance(layer, tf.keras.layers.Activation) and _is_quantizer(layer.activation):
         config["activation"] = "linear"
         return tf.keras.layers.Activation.from_config(config)
+    if isinstance(layer, lq.quantizers._BaseQuantizer):  # a sign as a layer (Binarization(inputs="activations"))
+        return tf.keras.layers.Activation("linear", name=layer.name)
     return type(layer).from_config(config)
 
 
@@ -260,7 +326,8 @@ def float_twin(model: tf.keras.Model) -> tf.keras.Model:
 
     Larq layers keep their type with ``input_quantizer``, ``kernel_quantizer`` (and the
     depthwise/pointwise ones) set to ``None``, weight constraints removed and zero padding;
-    `Activation` layers whose activation is a quantizer become linear. Latent weights are
+    `Activation` layers whose activation is a quantizer, and quantizers used as layers
+    (``Binarization(inputs="activations")``), become linear. Latent weights are
     copied, so the twin computes \\(f(x; w)\\) where the binary model computes
     \\(f(sign(x); sign(w))\\). Only functional and sequential models can be cloned.
     """
@@ -282,19 +349,25 @@ class Audit:
     rewrite: bool
     rewrites: rewriting.RewriteResult | None
     analysis: analysis.Analysis
+    kinds: tuple[str, ...] = rewriting.KINDS  # the rewrite kinds asked for
 
 
-def audit(model: tf.keras.Model, target: str = "arm", rewrite: bool = True) -> Audit:
-    """Rewrite ``model`` for LCE (unless ``rewrite=False``) and analyse what LCE will make of it."""
+def audit(model: tf.keras.Model, target: str = "arm", rewrite: bool | Sequence[str] = True) -> Audit:
+    """Rewrite ``model`` for LCE (unless ``rewrite=False``; a list: those `rewriting.KINDS` only) and
+    analyse what LCE will make of it."""
     if target not in analysis.TARGETS:
         raise ConfigValueError(f"unknown target {target!r}; allowed: {', '.join(analysis.TARGETS)}")
     if not isinstance(model, tf.keras.Model):
         raise ConfigTypeError(f"convert needs a tf.keras.Model, got {type(model).__name__}")
-    if not isinstance(rewrite, bool):
-        raise ConfigTypeError(f"rewrite must be True or False, got {rewrite!r}")
-    result = rewriting.rewrite(model, target) if rewrite else None
+    if isinstance(rewrite, bool):
+        kinds = rewriting.KINDS if rewrite else ()
+    elif isinstance(rewrite, (list, tuple)) and all(isinstance(k, str) for k in rewrite):
+        kinds = tuple(rewrite)
+    else:
+        raise ConfigTypeError(f"rewrite must be True, False or a list of rewrite kinds, got {rewrite!r}")
+    result = rewriting.rewrite(model, target, kinds) if kinds else None
     converted = result.model if result is not None else model
-    return Audit(model, converted, target, rewrite, result, analysis.analyze(converted, target))
+    return Audit(model, converted, target, bool(kinds), result, analysis.analyze(converted, target), kinds)
 
 
 # --------------------------------------------------------------------------- step 2: convert
@@ -413,7 +486,7 @@ def _verify(report: ConversionReport, checked: Audit, flatbuffer: bytes, sample_
         )
 
     def convert_copy(copy: tf.keras.Model) -> bytes:
-        return to_flatbuffer(audit(copy, checked.target, checked.rewrite).model, checked.target)
+        return to_flatbuffer(audit(copy, checked.target, list(checked.kinds)).model, checked.target)
 
     try:
         check = verify_outputs(checked.original, flatbuffer, inputs, convert_fn=convert_copy)
@@ -442,7 +515,11 @@ def _verify(report: ConversionReport, checked: Audit, flatbuffer: bytes, sample_
 def _warn(report: ConversionReport) -> None:
     for finding in report.errors:
         warnings.warn(f"lqbench.tflite: MIS-CONVERTED {finding}", ConversionWarning, stacklevel=3)
-    for finding in report.fallbacks:
+    if report.unavoidable_fallbacks:
+        warnings.warn(f"lqbench.tflite: {len(report.unavoidable_fallbacks)} binary layer(s) have no LCE binary op "
+                      "and run as float ops: " + "; ".join(map(str, report.unavoidable_fallbacks)),
+                      ConversionWarning, stacklevel=3)
+    for finding in report.avoidable_fallbacks:
         warnings.warn(f"lqbench.tflite: binary layer falls back to float: {finding}", ConversionWarning, stacklevel=3)
     for pool in report.pool_fallbacks:
         warnings.warn(f"lqbench.tflite: float max-pool {pool.layer}: {pool.reason}", ConversionWarning, stacklevel=3)
@@ -453,8 +530,15 @@ def _warn(report: ConversionReport) -> None:
                       "copy: exactness not established", ConversionWarning, stacklevel=3)
 
 
-def enforce(report: ConversionReport, allow_fallback: bool = False) -> None:
-    """Raise `ConversionError` for a mis-conversion (always) or a fallback (unless ``allow_fallback``)."""
+def enforce(report: ConversionReport, fallback: str | None = None, allow_fallback: bool | None = None) -> None:
+    """Raise `ConversionError` for a mis-conversion (always) or a fallback the policy refuses.
+
+    ``fallback`` is one of `FALLBACK_POLICIES` (default ``"unavoidable"``: only binary layers LCE
+    has no binary op for may run as float ops); ``allow_fallback=True``/``False`` is the older
+    spelling of ``"any"``/``"none"``.
+    """
+    policy = fallback_policy(fallback, allow_fallback)
+    report.fallback_policy = policy
     if report.errors:
         names = ", ".join(f"{f.layer} ({f.reason})" for f in report.errors)
         raise ConversionError(f"mis-converted layer(s), outputs would be wrong: {names}", report)
@@ -463,17 +547,20 @@ def enforce(report: ConversionReport, allow_fallback: bool = False) -> None:
         raise ConversionError(
             f"LCE outputs differ from Keras on samples without sign ties ({kernels}; outputs up to "
             f"{report.max_abs_output:.3g}): the converted model computes another function", report)
-    if allow_fallback:
+    if policy == "any":
         return
-    if report.fallbacks:
-        names = "; ".join(f"{f.layer} ({f.type}): {f.reason}" for f in report.fallbacks)
+    refused = report.fallbacks if policy == "none" else report.avoidable_fallbacks
+    if refused:
+        names = "; ".join(f"{f.layer} ({f.type}): {f.reason}" for f in refused)
+        kind = " (fallback='none')" if policy == "none" else " that LCE could run as binary ops"
         raise ConversionError(
-            f"{len(report.fallbacks)} binary layer(s) fall back to float ops: {names} "
-            "(pass allow_fallback=True / --allow-fallback to convert anyway)",
+            f"{len(refused)} binary layer(s) fall back to float ops{kind}: {names} "
+            "(pass fallback='any' / --fallback any to convert anyway)",
             report,
         )
     if report.count_mismatch and report.bconv < report.expected_bconv:
-        raise ConversionError(f"{report.count_mismatch} (pass allow_fallback=True to convert anyway)", report)
+        raise ConversionError(f"{report.count_mismatch} (pass fallback='any' / --fallback any to convert anyway)",
+                              report)
 
 
 # --------------------------------------------------------------------------- all four
@@ -483,13 +570,14 @@ def convert(
     model: tf.keras.Model,
     path: str | os.PathLike | None,
     target: str = "arm",
-    allow_fallback: bool = False,
+    allow_fallback: bool | None = None,
     sample_inputs: np.ndarray | Sequence[np.ndarray] | None = None,
     float_model: tf.keras.Model | None = None,
     float_path: str | os.PathLike | None = None,
     verify: bool = True,
     compare_float: bool = True,
-    rewrite: bool = True,
+    rewrite: bool | Sequence[str] = True,
+    fallback: str | None = None,
 ) -> ConversionReport:
     """Rewrite ``model`` for LCE, convert it, write it to ``path`` and report what came out.
 
@@ -497,23 +585,30 @@ def convert(
         model: a Keras (tf-keras) model with Larq layers.
         path: where to write the ``.tflite`` file (None: do not write).
         target: ``"arm"`` (phones, Raspberry Pi, x86 host) or ``"xcore"``.
-        allow_fallback: when False, a binary layer that becomes float ops raises
-            `ConversionError`; when True it is a warning and an entry of ``report.fallbacks``.
+        allow_fallback: the older spelling of ``fallback``: True is ``"any"``, False ``"none"``.
         sample_inputs: inputs for the Keras/LCE comparison, batch first (default: 4
             standard-normal samples). Each sample runs as a batch of 1.
         float_model: the float twin to size (default: `float_twin(model)`).
         float_path: also write the float twin's flatbuffer there.
         verify: run the LCE interpreter against Keras (every binary kernel, ties apart).
         compare_float: convert the float twin to report its size.
-        rewrite: rewrite the model into the form LCE accelerates first (`lqbench.tflite.rewrite`);
-            every rewrite is exact and listed in ``report.rewrites``.
+        rewrite: rewrite the model into the form LCE accelerates first (`lqbench.tflite.rewrite`;
+            True: every kind, or a list of `lqbench.tflite.rewriting.KINDS`); each rewrite is listed in
+            ``report.rewrites``. All are exact except ``sign_at_zero_as_sign``, which changes the
+            outputs only at sign ties (pre-sign values exactly 0; the verification keeps them apart).
+        fallback: which binary layers may run as float ops (`FALLBACK_POLICIES`):
+            ``"unavoidable"`` (default: only those LCE has no binary op for, reasons in
+            ``report.fallbacks``), ``"any"``, or ``"none"`` (strict).
 
     # Raises
-        ConversionError: mis-converted layers or outputs (always), fallbacks (unless
-            ``allow_fallback``), or fewer LceBconv2d than binary layers expected to convert.
-        ConfigValueError: an unknown ``target``.
-        ConfigTypeError: ``model`` is not a Keras model or ``rewrite`` is not a bool.
+        ConversionError: mis-converted layers or outputs (always), fallbacks the ``fallback``
+            policy refuses, or fewer LceBconv2d than binary layers expected to convert (unless
+            ``fallback="any"``).
+        ConfigValueError: an unknown ``target``, ``fallback`` policy or rewrite kind, or both
+            ``fallback`` and ``allow_fallback``.
+        ConfigTypeError: ``model`` is not a Keras model, ``rewrite`` is not a bool or a list of kinds.
     """
+    policy = fallback_policy(fallback, allow_fallback)
     checked = audit(model, target, rewrite)
     flatbuffer = to_flatbuffer(checked.model, target)
     report = _report(checked, flatbuffer, path)
@@ -523,8 +618,9 @@ def convert(
         report.float_note = "not requested"
     if verify:
         _verify(report, checked, flatbuffer, sample_inputs)
+    report.fallback_policy = policy
     _warn(report)
-    enforce(report, allow_fallback)
+    enforce(report, policy)
     if path is not None:
         pathlib.Path(path).write_bytes(flatbuffer)
     return report

@@ -19,6 +19,16 @@ with every exact rewrite those rules allow:
   ``same`` padding, any ``pad_values``) on \\((b, w, c)\\) becomes ``Reshape((1, w, c)) ->
   QuantConv2D(filters, (1, k))`` with strides, dilation and padding along the width only, then
   ``Reshape`` back.
+- **LCE's sign for a sign with -1 at 0** (``sign_at_zero_as_sign``): a binary layer whose input
+  quantizer is `lqbench.estimators.SignAtZero` (``Binarization(sign_at_zero=-1.0)``: paper 000's
+  \\(sign(0) = -1\\)) runs as a float convolution in LCE, which only matches the wrapped sign
+  (`lqbench.tflite.analysis`); the rewrite gives the layer that wrapped sign (\\(+1\\) at 0, what
+  `LceBconv2d` computes). This one rewrite is **not exact everywhere**: the outputs change exactly
+  where a pre-sign value is 0,
+  \\[ q_{-1}(x) = q_{+1}(x) \iff x \neq 0 , \\]
+  i.e. at the sign ties `lqbench.tflite.verify` detects and keeps apart (and which calibrated
+  batch-norm statistics remove), so a tie-free sample verifies exactly against the *original*
+  model. The step and the report say so.
 - **batch norm before max-pool** (``bn_before_pool``): ``MaxPool2D -> BatchNormalization -> sign``
   (possibly through ``Flatten``/``Reshape``) becomes ``BatchNormalization -> MaxPool2D -> sign``:
   the batch norm folds into the convolution before it, and a pool whose only consumer is the
@@ -62,7 +72,14 @@ from lqbench.errors import ConfigValueError
 from lqbench.tflite import analysis
 
 #: Kinds of rewrite, in the order they are applied.
-KINDS = ("dense_as_conv", "conv1d_as_conv2d", "bn_before_pool")
+KINDS = ("sign_at_zero_as_sign", "dense_as_conv", "conv1d_as_conv2d", "bn_before_pool")
+#: Layer types that become `LceBconv2d` with a sign input (QuantDense, QuantConv1D after their rewrites).
+_BCONV_TYPES = (lq.layers.QuantConv2D, lq.layers.QuantDense, lq.layers.QuantConv1D)
+#: What ``sign_at_zero_as_sign`` changes (in its step and in the conversion report).
+SIGN_AT_ZERO_CAVEAT = (
+    "outputs differ from the original only where a pre-sign value is exactly 0 (a sign tie: -1 in Keras, "
+    "+1 in LCE; the verification detects and keeps such samples apart)"
+)
 
 
 @dataclasses.dataclass
@@ -170,13 +187,54 @@ def _reshape_entry(name: str, target_shape, source: list) -> dict:
 
 
 def _binary(layer) -> bool:
-    """1-bit input and kernel quantizers, input a sign LCE can match (not ternary)."""
-    input_q = getattr(layer, "input_quantizer", None)
+    """1-bit input and kernel quantizers, input a sign LCE can match (not ternary); the input
+    quantizer may be a sign layer before the layer (``Binarization(inputs="activations")``)."""
+    input_q = analysis.input_quantizer_of(layer)
     kernel_q = getattr(layer, "kernel_quantizer", None)
     return (
         analysis._bits(input_q) == 1
         and analysis._bits(kernel_q) == 1
         and not analysis._is_ternary(input_q)
+    )
+
+
+def _binary_kernel(layer) -> bool:
+    return type(layer) in _BCONV_TYPES and analysis._bits(getattr(layer, "kernel_quantizer", None)) == 1
+
+
+def _feeds_binary_kernel(layer, depth: int = 4) -> bool:
+    """Whether a binary-kernel conv or dense layer reads ``layer``'s output (through max-pool/flatten/reshape)."""
+    for consumer in analysis._consumers(layer):
+        if _binary_kernel(consumer):
+            return True
+        if depth > 0 and isinstance(consumer, analysis._VALUE_PRESERVING) and _feeds_binary_kernel(consumer, depth - 1):
+            return True
+    return False
+
+
+def _rewrite_sign_at_zero(config: dict, layer) -> RewriteStep | None:
+    """Give a binary layer with a `SignAtZero` input quantizer its wrapped (LCE) sign, in ``config``;
+    or replace a `SignAtZero` quantizer *layer* (``Binarization(inputs="activations")``) that feeds a
+    binary-kernel layer by its wrapped sign."""
+    entry = _entry(config, layer.name)
+    if analysis._is_sign_at_zero(layer) and _feeds_binary_kernel(layer):
+        quantizer = layer
+        inner = quantizer.quantizer
+        serialized = lq.quantizers.serialize(inner)
+        entry["class_name"] = serialized["class_name"]
+        entry["config"] = {**serialized["config"], "name": layer.name}
+        entry.pop("module", None)
+        entry.pop("registered_name", None)
+    else:
+        quantizer = getattr(layer, "input_quantizer", None)
+        if not (_binary_kernel(layer) and analysis._is_sign_at_zero(quantizer)):
+            return None
+        inner = quantizer.quantizer
+        entry["config"]["input_quantizer"] = lq.quantizers.serialize(inner)
+    return RewriteStep(
+        layer.name, type(layer).__name__, "sign_at_zero_as_sign",
+        f"input quantizer {analysis._name(quantizer)} ({quantizer.value:+g} at 0) -> {analysis._name(inner)} "
+        f"(+1 at 0, LCE's sign): a binary op instead of a float convolution; {SIGN_AT_ZERO_CAVEAT}",
     )
 
 
@@ -264,20 +322,23 @@ def _pool_problem(pool, bn, layers, target: str) -> str | None:
     return None
 
 
-def _signed_by(config: dict, layers: dict, name: str, depth: int = 4) -> bool:
-    """Whether layer ``name``'s only consumer signs it, through Flatten/Reshape layers."""
+def _signed_by(config: dict, layers: dict, name: str, depth: int = 4, signed: frozenset = frozenset()) -> bool:
+    """Whether layer ``name``'s only consumer signs it (LCE's sign, or a layer in ``signed``: given
+    LCE's sign by ``sign_at_zero_as_sign``), through Flatten/Reshape layers."""
     if any(_is_ref(o, name) for o in config["output_layers"]):
         return False
     consumers = _consumer_names(config, name)
     if len(consumers) != 1:
         return False
-    if analysis._takes_sign(layers.get(consumers[0])):
+    if analysis._takes_sign(layers.get(consumers[0])) or consumers[0] in signed:
         return True
     entry = _entry(config, consumers[0])
-    return depth > 0 and entry["class_name"] in ("Flatten", "Reshape") and _signed_by(config, layers, consumers[0], depth - 1)
+    return (depth > 0 and entry["class_name"] in ("Flatten", "Reshape")
+            and _signed_by(config, layers, consumers[0], depth - 1, signed))
 
 
-def _rewrite_pools(config: dict, layers: dict, target: str) -> tuple[list[RewriteStep], list[RewriteStep]]:
+def _rewrite_pools(config: dict, layers: dict, target: str,
+                   signed: frozenset = frozenset()) -> tuple[list[RewriteStep], list[RewriteStep]]:
     applied, declined = [], []
     for pool in [l for l in layers.values() if isinstance(l, tf.keras.layers.MaxPooling2D)]:
         pool_entry = _entry(config, pool.name)
@@ -288,7 +349,7 @@ def _rewrite_pools(config: dict, layers: dict, target: str) -> tuple[list[Rewrit
         if not isinstance(bn, tf.keras.layers.BatchNormalization):
             continue
         bn_entry = _entry(config, bn.name)
-        if not _single_call(bn_entry) or not _signed_by(config, layers, bn.name):
+        if not _single_call(bn_entry) or not _signed_by(config, layers, bn.name, signed=signed):
             continue
         problem = _pool_problem(pool, bn, layers, target)
         if problem:
@@ -368,6 +429,14 @@ def rewrite(model: tf.keras.Model, target: str = "arm", kinds=KINDS) -> RewriteR
     applied, declined, notes = [], [], []
     if any(isinstance(l, tf.keras.Model) for l in layers.values()):
         notes.append("nested models are kept as they are (their layers are not rewritten)")
+    if "sign_at_zero_as_sign" in kinds:
+        for layer in list(layers.values()):
+            step = _rewrite_sign_at_zero(config, layer)
+            if step is not None:
+                applied.append(step)
+        if applied:
+            notes.append(f"sign_at_zero_as_sign ({len(applied)} layer(s)): {SIGN_AT_ZERO_CAVEAT}")
+    signed = frozenset(step.layer for step in applied)
     wanted = {"dense_as_conv": lq.layers.QuantDense, "conv1d_as_conv2d": lq.layers.QuantConv1D}
     for layer in list(layers.values()):
         kind = next((k for k, cls in wanted.items() if k in kinds and type(layer) is cls), None)
@@ -380,7 +449,7 @@ def rewrite(model: tf.keras.Model, target: str = "arm", kinds=KINDS) -> RewriteR
             continue
         applied.append(_as_conv2d(config, layer, kind, taken))
     if "bn_before_pool" in kinds:
-        done, refused = _rewrite_pools(config, layers, target)
+        done, refused = _rewrite_pools(config, layers, target, signed)
         applied += done
         declined += refused
     if not applied:

@@ -7,7 +7,8 @@ differently, the sign flips, and the difference propagates to the outputs: an un
 tell this from a mis-conversion. `verify` therefore:
 
 1. finds, per sample, the **sign ties**: pre-sign values \\(x\\) of every sign quantizer (the inputs
-   of layers with a sign ``input_quantizer`` and of sign ``Activation`` layers) whose sign changes
+   of layers with a sign ``input_quantizer``, of sign ``Activation`` layers and of sign quantizer
+   layers, as ``Binarization(inputs="activations")`` builds them; any value at 0, `SignAtZero` included) whose sign changes
    within \\(\pm\delta\\), \\(q(x + \delta) \ne q(x - \delta)\\) with
    \\(\delta = 10^{-5} \max |x|\\) (exact zeros, near-zeros float rounding could flip, and the
    thresholds of shifted signs such as `RSign` alike);
@@ -130,10 +131,12 @@ def sign_layers(model: tf.keras.Model) -> list[tuple[tf.keras.layers.Layer, Call
     """(layer, sign quantizer) for every top-level layer that signs its input."""
     found = []
     for layer in model.layers:
-        if analysis._takes_sign(layer):
+        if analysis.signs_input(layer):
             found.append((layer, layer.input_quantizer))
-        elif isinstance(layer, tf.keras.layers.Activation) and analysis._is_sign(layer.activation):
+        elif isinstance(layer, tf.keras.layers.Activation) and analysis.is_sign(layer.activation):
             found.append((layer, layer.activation))
+        elif analysis.is_sign_layer(layer):  # Binarization(inputs="activations"): the sign is a layer
+            found.append((layer, layer))
     return found
 
 

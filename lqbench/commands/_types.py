@@ -33,3 +33,18 @@ def positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{value} is not allowed (allowed: finite numbers > 0)")
     return value
+
+
+#: ``--fallback`` choices: `lqbench.tflite.FALLBACK_POLICIES`, spelled here so that ``--help`` does not load TensorFlow.
+FALLBACK_CHOICES = ("unavoidable", "any", "none")
+
+
+def add_fallback_flags(parser) -> None:
+    """``--fallback POLICY`` and its older spelling ``--allow-fallback`` (``--fallback any``), into ``args.fallback``."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--fallback", choices=FALLBACK_CHOICES, default=None,
+                       help="which binary layers may run as float ops: unavoidable (only those LCE has no binary op "
+                            "for, e.g. depthwise; each listed in the report with its reason), any, or none (strict); "
+                            "default: unavoidable")
+    group.add_argument("--allow-fallback", action="store_const", const="any", dest="fallback",
+                       help="the same as --fallback any")

@@ -11,7 +11,7 @@ from lqbench._lazy import lazy_module
 from lqbench.errors import UsageError
 
 tfl = lazy_module("lqbench.tflite")
-from lqbench.commands._types import non_negative_int, positive_float, positive_int
+from lqbench.commands._types import add_fallback_flags, non_negative_int, positive_float, positive_int
 
 COLUMNS = ("model", "where", "kernel", "threads", "binary_ms", "float_ms", "ratio",
            "binary_kib", "float_kib", "size_ratio", "statistic", "runs")
@@ -42,8 +42,7 @@ def register(subparsers) -> None:
     parser.add_argument("--device", metavar="adb[:SERIAL]|ssh:USER@HOST", help="run on a device instead of the host")
     parser.add_argument("--binary", metavar="PATH", help="lce_benchmark_model executable for --device")
     parser.add_argument("--target", choices=("arm", "xcore"), default="arm", help="converter target for Keras models")
-    parser.add_argument("--allow-fallback", action="store_true",
-                        help="benchmark Keras models even if binary layers fall back to float")
+    add_fallback_flags(parser)
     parser.add_argument("--timeout", type=positive_float, default=600.0,
                         help="seconds per device command (default: 600)")
     parser.add_argument("--csv", metavar="PATH", help="write the table as CSV")
@@ -71,7 +70,7 @@ def _prepare(args, workdir: pathlib.Path):
         keras_model = tfl.load_model(model)
         binary_path = workdir / f"{model.stem}.tflite"
         float_path = workdir / f"{model.stem}_float.tflite" if twin in (None, "auto") else None
-        report = tfl.convert(keras_model, binary_path, target=args.target, allow_fallback=args.allow_fallback,
+        report = tfl.convert(keras_model, binary_path, target=args.target, fallback=args.fallback,
                              float_path=float_path)
         print(report)
         if twin in (None, "auto") and not float_path.exists():

@@ -7,6 +7,7 @@ import sys
 import warnings
 
 from lqbench._lazy import lazy_module
+from lqbench.commands._types import add_fallback_flags
 from lqbench.errors import UsageError
 
 tfl = lazy_module("lqbench.tflite")
@@ -27,12 +28,11 @@ def register(subparsers) -> None:
     parser.add_argument("--target", choices=("arm", "xcore"), default="arm",
                         help="LCE converter target: arm (Android, Raspberry Pi; also runs on x86 hosts) or xcore "
                              "(default: arm)")
-    parser.add_argument("--allow-fallback", action="store_true",
-                        help="convert even if binary layers fall back to float ops (warned)")
+    add_fallback_flags(parser)
     parser.add_argument("--float-output", metavar="PATH", help="also write the float twin's .tflite")
     parser.add_argument("--no-verify", action="store_true", help="skip the LCE-vs-Keras output check")
     parser.add_argument("--no-rewrite", action="store_true",
-                        help="convert the model as written (no binary-dense-as-conv / BN-before-pool rewrite)")
+                        help="convert the model as written (no binary-dense-as-conv, BN-before-pool or sign-at-zero rewrite)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
 
@@ -52,7 +52,7 @@ def run(args) -> int:
         warnings.simplefilter("ignore", tfl.ConversionWarning)
         try:
             report = tfl.convert(
-                model, output, target=args.target, allow_fallback=args.allow_fallback,
+                model, output, target=args.target, fallback=args.fallback,
                 float_path=args.float_output, verify=not args.no_verify, rewrite=not args.no_rewrite,
             )
         except tfl.ConversionError as error:
