@@ -290,15 +290,23 @@ def test_ste_tern_input_is_an_error_even_with_fallback_allowed(tmp_path):
     assert report.max_abs_diff > 0.1  # ...that computes something else
 
 
-def test_zero_padding_into_a_binary_layer_is_an_error():
+def test_zero_padding_into_a_binary_layer_converts_exactly():
+    """A zero-padded binary conv feeding another binary conv: LCE 0.16 keeps its output float
+    (no bit-packed output, a note says so) and the converted model equals Keras (measured: every
+    bconv kernel, with and without BN between, 32 and 64 channels)."""
     x = inputs = tf.keras.Input((8, 8, 32))
     x = lq.layers.QuantConv2D(32, 3, **{**BINARY, "pad_values": 0.0}, name="zero_pad")(x)
     x = tf.keras.layers.BatchNormalization()(x)
     x = lq.layers.QuantConv2D(32, 3, **BINARY)(x)
     model = tf.keras.Model(inputs, x)
     _randomize_batch_norm(model)
-    with pytest.warns(tfl.ConversionWarning), pytest.raises(tfl.ConversionError, match="zero_pad.*pad_values=1.0"):
-        tfl.convert(model, None, allow_fallback=True)
+    report = tfl.convert(model, None)
+    assert not report.errors and not report.fallbacks
+    assert report.binary_layers == 2 and sorted(report.converted) == sorted(
+        layer.name for layer in model.layers if isinstance(layer, lq.layers.QuantConv2D))
+    assert report.bconv == 2 and "zero_pad" in report.converted
+    assert any("bit-packed" in note for note in report.notes)
+    assert report.verdict == "exact" and report.max_abs_diff < 1e-4
 
 
 def test_float_twin_drops_quantizers_keeps_weights():
