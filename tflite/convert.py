@@ -15,8 +15,8 @@ r"""Convert a Larq model with Larq Compute Engine in its fastest exact form, and
    model, \\(\max_{i,j} |f_{LCE}(x_i)_j - f_{Keras}(x_i)_j|\\) on single-image batches (the
    converter fixes the batch size to 1), every binary kernel, with sign ties detected and kept
    apart, and a copy with calibrated batch-norm statistics when ties leave too little to compare;
-4. **enforce** (`enforce`): mis-conversions (ternary input quantizers, zero-padded binary convs
-   feeding binary layers, or LCE outputs that differ from Keras on tie-free samples) raise
+4. **enforce** (`enforce`): mis-conversions (ternary input quantizers, or LCE outputs that
+   differ from Keras on tie-free samples) raise
    `ConversionError` in every case. Fallbacks to float ops follow the ``fallback`` policy
    (`FALLBACK_POLICIES`):
 
