@@ -72,7 +72,7 @@ def run_model(name: str, shape, classes: int, threads_list, runs: int, warmup: i
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", tfl.ConversionWarning)
-        report = tfl.convert(binary_model, binary_path, allow_fallback=True, float_model=float_model,
+        report = tfl.convert(binary_model, binary_path, float_model=float_model,  # the default fallback policy
                              float_path=float_path, verify=True)
     convert_s = time.perf_counter() - start
     print(report, flush=True)

@@ -69,7 +69,9 @@ def _header(part: str, state: dict, data: dict | None = None) -> list[str]:
 
 def render_inference(results, state) -> list[str]:
     data = _load(results, "inference.json")
-    lines = _header("inference", state)
+    # the file names its own command and start time (also when run alone, outside run_all)
+    made_by = [{"command": "python " + data["command"], "started": data["date"]}] if data and "date" in data else []
+    lines = _header("inference", state, {"invocations": made_by})
     if not data:
         return lines + ["No results.", ""]
     target_latency = data["targets"]["latency_ratio_max"]
