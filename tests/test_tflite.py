@@ -309,6 +309,29 @@ def test_zero_padding_into_a_binary_layer_converts_exactly():
     assert report.verdict == "exact" and report.max_abs_diff < 1e-4
 
 
+def test_max_pool_into_a_float_weight_layer_with_binary_input_stays_float():
+    """A max-pool whose only consumer takes a sign input but has float weights (a classifier kept
+    float, as the zoo's VGG-small) is a float MAX_POOL_2D in LCE: predicted so, counts agree."""
+    x = inputs = tf.keras.Input((4, 4, 32))  # the last pool's 1x1 map: Flatten keeps channels
+    x = lq.layers.QuantConv2D(32, 3, **BINARY)(x)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = lq.layers.QuantConv2D(32, 3, **BINARY)(x)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = tf.keras.layers.MaxPool2D()(x)  # binary: feeds a binary conv
+    x = lq.layers.QuantConv2D(32, 3, **BINARY)(x)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = tf.keras.layers.MaxPool2D(name="last_pool")(x)  # float: feeds the float-weight classifier
+    x = tf.keras.layers.Flatten()(x)
+    x = lq.layers.QuantDense(10, input_quantizer="ste_sign", name="classifier")(x)
+    model = tf.keras.Model(inputs, x)
+    _randomize_batch_norm(model)
+    pools = {p.layer: p for p in tfl.analyze(model).pools}
+    assert not pools["last_pool"].binary and "float weights" in pools["last_pool"].reason
+    report = tfl.convert(model, None)
+    assert report.bmaxpool == report.expected_bmaxpool == 1
+    assert report.verdict == "exact"
+
+
 def test_float_twin_drops_quantizers_keeps_weights():
     model = small_bnn()
     twin = tfl.float_twin(model)

@@ -482,7 +482,16 @@ def _pools(model, target: str) -> list[PoolFinding]:
         if not isinstance(layer, tf.keras.layers.MaxPooling2D):
             continue
         consumers = _consumers(layer)
-        if _signed_by(layer, channel_reshapes_only=True) is not None:
+        signer = _signed_by(layer, channel_reshapes_only=True)
+        if signer is not None and _is_quant_layer(signer) and min(
+            (_bits(q) or 32 for q in _kernel_quantizers(signer)), default=32
+        ) != 1:
+            # binary input, float weights (e.g. a classifier kept float): LCE runs the consumer as
+            # a float op on dequantized +-1 values, so the pool stays float (measured, LCE 0.16)
+            findings.append(
+                PoolFinding(layer.name, False, f"feeds {signer.name}, a layer with float weights: float max-pool")
+            )
+        elif signer is not None:
             if target == "arm":
                 findings.append(PoolFinding(layer.name, True))
             else:
