@@ -159,3 +159,32 @@ def test_peak_memory_is_a_property_of_the_run_not_of_the_process(tmp_path):
     assert all("own process" in r.memory_method for r in outcome.results), outcome.results[0].memory_method
     assert bigger > first + 40 * 2**20  # it measures the run: 8.5 M more parameters (x3 with Adam) need more
     assert last == pytest.approx(first, rel=0.1)  # and not what ran before it
+
+
+@pytest.mark.parametrize("estimator", ["ede", "gumbel"])
+def test_estimator_schedule_spans_a_multi_phase_run_through_experiment(estimator, tmp_path):
+    """Issue 14 item 7: run through `experiment`, a 3-phase BNEW run's EDE t rises (Gumbel's tau
+    falls) over all 6 epochs -- one schedule over the run, not one restarting in every phase."""
+    from lqbench import estimators
+
+    cls = {"ede": estimators.EDESign, "gumbel": estimators.GumbelSign}[estimator]
+    seen = []
+
+    class Watch(tf.keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            quantizer = estimators.quantizers_of(self.model, cls)[0]
+            seen.append(float((quantizer.t if estimator == "ede" else quantizer.tau).numpy()))
+
+    spec = ExperimentSpec(name=f"sched-{estimator}", method="bnew", xla="off",
+                          method_args={"pretrain_fraction": 0.34, "finetune_fraction": 0.34},
+                          binarization=lqbench.Binarization(activation_estimator=estimator),
+                          **{**TINY, "epochs": 6, "model_args": {"hidden_units": [16, 16]}})
+    result = experiment.run(spec, output_dir=tmp_path, extra_callbacks=(Watch(),), save_model=False)
+    assert result.status == "ok", result.error
+    if estimator == "ede":
+        expected = [estimators.ede_parameters(e, 6)[0] for e in range(6)]
+    else:
+        expected = [estimators.GumbelTemperatureSchedule().temperature(e) for e in range(6)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-5)
+    step = 1 if estimator == "ede" else -1
+    assert all(step * (b - a) > 0 for a, b in zip(seen, seen[1:]))

@@ -160,6 +160,12 @@ def test_cb_uses_the_pooling_lambda_for_an_activation_after_its_blocks_pooling()
     model = continuous.from_float(tf.keras.Model(inputs, tf.keras.layers.Dense(3)(x)))
     kinds = [continuous.following_kind(model, p) for p in continuous.pcf_layers(model)]
     assert kinds == ["pool", "fc", "fc"]
+    # the zoo's BinaryNet CNN itself (conv -> BN -> pool -> activation): every activation after a
+    # pooling block gets the pooling lambda (the forward scan alone said "conv")
+    zoo = continuous.from_float(lqbench.models.build("binarynet_cnn", (32, 32, 3), 10,
+                                                     lqbench.Binarization.full_precision()))
+    kinds = [continuous.following_kind(zoo, p) for p in continuous.pcf_layers(zoo)]
+    assert kinds == ["conv", "pool", "conv", "pool", "conv", "pool", "fc", "fc"]
 
 
 # ---------------------------------------------------------------------------- #14 item 16, #15

@@ -411,6 +411,12 @@ def test_inputs_activations_keeps_inputs_without_activation_real():
     assert "head_conv" not in binary and "classifier" not in binary  # no activation before them
     assert {n for n in names if n.endswith("_depthwise") or n.endswith("_project")} <= binary
     assert not any(getattr(layer, "input_quantizer", None) for layer in models.weight_layers(act_model))
+    lines = []  # what `lqbench models mobilenet_v2 --inputs activations` prints
+    models.summary(act_model, print_fn=lines.append)
+    shown = next(line for line in lines if line.startswith("binary inputs:"))
+    real = shown.split("real inputs: ")[1].split(", ")
+    assert shown.startswith(f"binary inputs: {len(binary)} of {len(names)} weight layers")
+    assert set(real) == set(names) - binary and {"head_conv", "classifier", *expand} <= set(real)
 
     shape, kwargs = SMALL["mlp_mixer"]
     mixer = models.build("mlp_mixer", shape, CLASSES, Binarization(inputs="activations"), **kwargs)

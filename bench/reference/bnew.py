@@ -378,8 +378,10 @@ def method_bop(args):
                        "sign(m) = sign(w), the same set as w m > tau for w in {-1, +1}"},
             {"name": "gamma schedule",
              "reason": "the authors decay gamma linearly to 0 (bop_main.py:92-93, LRScheduler 'linear'); lqbench's "
-                       "gamma_schedule='linear' does that per epoch, the paper-001 preset keeps it constant "
-                       "(issue 14 item 13, presets). Constant here on both sides"},
+                       "gamma_schedule='linear' does that per epoch (one value per epoch, the authors' per "
+                       "iteration), used by the paper-001 presets since issue 14 item 13 "
+                       "(tests/test_presets.py::test_paper001_presets_follow_the_authors_code). "
+                       "Constant here on both sides"},
             ADAM_EPS,
         ],
         extra={"flipped_weights": flips})

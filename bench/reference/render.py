@@ -32,6 +32,31 @@ GROUPS = (
                                   "estimator_cosh2", "estimator_swish_sign", "estimator_gumbel", "estimator_ede")),
 )
 
+# Methods of the README's method table with no weight-level comparison above, each with the
+# reason and the test that pins what can be pinned (issue 14, "Show": every method listed).
+NOT_COMPARED = (
+    ("estimator_rsign", "ReActNet's RSign, sign(x - b) with a learnt per-channel b",
+     "not compared yet: liuzechun/ReActNet is public but no script here runs it. Known deviation: lqbench's "
+     "RSign passes the clipped-STE gradient 1_{|x - b| <= 1}; ReActNet's BinaryActivation "
+     "(mobilenet/2_step2/reactnet.py) passes the ApproxSign gradient 2 - 2|x - b| (lqbench's `approx_sign`)",
+     "tests/test_estimators.py::test_rsign_threshold_is_learned"),
+    ("post_training_binarization", "naive post-training binarization",
+     "nothing to compare: no update rule of its own; the float network trains by backprop (the `bp` row) and its "
+     "kernels and layer inputs are then replaced by their signs",
+     "tests/test_experiment.py::test_naive_post_training_binarization_trains_float_and_deploys_binary"),
+    ("distillation", "ReActNet's distributional loss (lqbench.distillation), with every algorithm",
+     "not compared yet: no script runs ReActNet's utils/KD_loss.py or the BNEW authors' KL_loss.py / dist_main.py; "
+     "the loss is pinned to a numpy port of its formula, and each algorithm's update on it is that algorithm's "
+     "row above", "tests/test_distillation.py::test_distribution_loss_matches_numpy"),
+)
+
+
+def _check_test(test: str, where: str) -> None:
+    test_file, _, test_name = test.partition("::")
+    test_name = test_name.split("[")[0]
+    if not (ROOT / test_file).is_file() or f"def {test_name}(" not in (ROOT / test_file).read_text():
+        raise RenderError(f"{where}: test {test!r} does not exist")
+
 
 class RenderError(ValueError):
     pass
@@ -55,10 +80,7 @@ def load(path: Path) -> dict:
     for d in record["deviations"]:
         if not (isinstance(d, dict) and isinstance(d.get("name"), str) and isinstance(d.get("reason"), str)):
             raise RenderError(f"{path.relative_to(ROOT)}: every deviation needs a 'name' and a 'reason'")
-    test_file, _, test_name = record["test"].partition("::")
-    test_name = test_name.split("[")[0]
-    if not (ROOT / test_file).is_file() or f"def {test_name}(" not in (ROOT / test_file).read_text():
-        raise RenderError(f"{path.relative_to(ROOT)}: test {record['test']!r} does not exist")
+    _check_test(record["test"], str(path.relative_to(ROOT)))
     if record["method"] != path.stem:
         raise RenderError(f"{path.relative_to(ROOT)}: method {record['method']!r} does not match the file name")
     return record
@@ -121,6 +143,11 @@ def markdown(groups) -> str:
             else:
                 lines.append("- deviations: none")
             lines.append("")
+    lines += ["## Methods not compared at the weight level", "",
+              "| method | what | reason | test pinning the formula |", "|---|---|---|---|"]
+    for name, what, reason, test in NOT_COMPARED:
+        _check_test(test, f"NOT_COMPARED {name}")
+        lines.append(f"| `{name}` | {_cell(what)} | {_cell(reason)} | `{test}` |")
     return "\n".join(lines).rstrip() + "\n"
 
 
