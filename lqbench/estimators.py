@@ -372,8 +372,14 @@ class EDESign(_ScheduledSign):
 class RSign(lq.quantizers._BaseQuantizer):
     r"""ReActNet's RSign: a sign with a learnt per-channel threshold \\(b\\).
 
-    \\[ q(x) = sign(x - b), \qquad \frac{\partial q}{\partial x} = 1_{|x - b| \leq 1}, \qquad
-        \frac{\partial q}{\partial b} = -1_{|x - b| \leq 1}. \\]
+    \\[ q(x) = sign(x - b), \qquad \frac{\partial q}{\partial x} = g(x - b), \qquad
+        \frac{\partial q}{\partial b} = -g(x - b), \\]
+
+    with the authors' pseudo-gradient, Bi-Real's piecewise-polynomial (ApproxSign)
+    \\(g(u) = \max(0, 2 - 2|u|)\\) (``gradient="approx_sign"``, the default: ReActNet's
+    ``BinaryActivation``, ``mobilenet/2_step2/reactnet.py``), or the clipped straight-through
+    \\(g(u) = 1_{|u| \leq c}\\) (``gradient="ste"``, lqbench's rule before 2026-11-30). The
+    authors' forward pass is ``torch.sign`` (0 at exactly 0); this one is Larq's (+1 at 0).
 
     The subtraction is a float op before the sign, which LCE converts (an add before
     `LceQuantize`). Use it as an input quantizer only.
@@ -385,7 +391,8 @@ class RSign(lq.quantizers._BaseQuantizer):
         ```
 
     # Arguments
-        clip_value: the straight-through window \\(|x - b| \leq\\) ``clip_value``.
+        gradient: ``"approx_sign"`` (the authors' code) or ``"ste"`` (clipped straight-through).
+        clip_value: the straight-through window \\(|x - b| \leq c\\) of ``gradient="ste"``.
 
     # References
         - [Liu, Shen, Savvides & Cheng, ReActNet: Towards Precise Binary Neural Network with
@@ -395,7 +402,12 @@ class RSign(lq.quantizers._BaseQuantizer):
 
     precision = 1
 
-    def __init__(self, clip_value: float = 1.0, **kwargs):
+    GRADIENTS = ("approx_sign", "ste")
+
+    def __init__(self, gradient: str = "approx_sign", clip_value: float = 1.0, **kwargs):
+        if gradient not in self.GRADIENTS:
+            raise ValueError(f"RSign gradient: {gradient!r} is not allowed; allowed: {', '.join(self.GRADIENTS)}")
+        self.gradient = gradient
         self.clip_value = clip_value
         super().__init__(**kwargs)
 
@@ -406,11 +418,15 @@ class RSign(lq.quantizers._BaseQuantizer):
         super().build(input_shape)
 
     def call(self, inputs):
-        outputs = lq.quantizers.ste_sign(inputs - self.threshold, clip_value=self.clip_value)
+        shifted = inputs - self.threshold
+        if self.gradient == "approx_sign":
+            outputs = lq.quantizers.approx_sign(shifted)
+        else:
+            outputs = lq.quantizers.ste_sign(shifted, clip_value=self.clip_value)
         return super().call(outputs)
 
     def get_config(self):
-        return {**super().get_config(), "clip_value": self.clip_value}
+        return {**super().get_config(), "gradient": self.gradient, "clip_value": self.clip_value}
 
 
 @lq.utils.register_keras_custom_object

@@ -31,7 +31,7 @@ EXPECTED_GRADIENTS = {
     "swish_sign": lambda x: 5 * (2 - 5 * x * np.tanh(2.5 * x)) / (1 + np.cosh(5 * x)),
     "cosh2": lambda x: (2 / np.cosh(x)) ** 2,
     "ede": lambda x: 10.0 * 0.1 * _sech2(0.1 * x),  # k t sech^2(t x) at epoch 0: t = 0.1, k = 10
-    "rsign": lambda x: (np.abs(x) <= 1).astype(np.float32),
+    "rsign": lambda x: np.where(np.abs(x) <= 1, 2 - 2 * np.abs(x), 0.0),  # ReActNet's BinaryActivation (threshold 0)
 }
 
 
@@ -121,6 +121,28 @@ def test_rsign_threshold_is_learned():
     np.testing.assert_array_equal(y.numpy(), [[-1.0, 1.0, 1.0]])
     grad = tape.gradient(y, quantizer.threshold).numpy()
     np.testing.assert_array_equal(grad, [-1.0, -1.0, 0.0])
+
+
+@pytest.mark.parametrize("gradient, expected", [
+    ("approx_sign", lambda u: np.maximum(0.0, 2.0 - 2.0 * np.abs(u))),  # ReActNet's BinaryActivation
+    ("ste", lambda u: (np.abs(u) <= 1.0).astype(np.float32)),
+])
+def test_rsign_pseudo_gradient_default_is_the_authors(gradient, expected):
+    quantizer = estimators.RSign() if gradient == "approx_sign" else estimators.RSign(gradient=gradient)
+    assert quantizer.gradient == gradient
+    quantizer.build(tf.TensorShape([X.size]))
+    quantizer.threshold.assign(np.full(X.size, 0.25, np.float32))
+    y, grad = _forward_backward(quantizer)
+    u = X - 0.25
+    np.testing.assert_array_equal(y, np.where(u >= 0, 1.0, -1.0))
+    np.testing.assert_allclose(grad, expected(u), atol=1e-6)
+    clone = estimators.RSign.from_config(quantizer.get_config())
+    assert clone.gradient == gradient and clone.clip_value == 1.0
+
+
+def test_rsign_unknown_gradient_names_the_allowed_ones():
+    with pytest.raises(ValueError, match="'sign'.*allowed: approx_sign, ste"):
+        estimators.RSign(gradient="sign")
 
 
 def test_unknown_estimator_names_the_allowed_ones():

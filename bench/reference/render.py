@@ -36,10 +36,11 @@ GROUPS = (
 # reason and the test that pins what can be pinned (issue 14, "Show": every method listed).
 NOT_COMPARED = (
     ("estimator_rsign", "ReActNet's RSign, sign(x - b) with a learnt per-channel b",
-     "not compared yet: liuzechun/ReActNet is public but no script here runs it. Known deviation: lqbench's "
-     "RSign passes the clipped-STE gradient 1_{|x - b| <= 1}; ReActNet's BinaryActivation "
-     "(mobilenet/2_step2/reactnet.py) passes the ApproxSign gradient 2 - 2|x - b| (lqbench's `approx_sign`)",
-     "tests/test_estimators.py::test_rsign_threshold_is_learned"),
+     "not compared yet: liuzechun/ReActNet is public but no script here runs it. Its pseudo-gradient is the "
+     "authors' (ReActNet's BinaryActivation, mobilenet/2_step2/reactnet.py: ApproxSign, max(0, 2 - 2|x - b|)), "
+     "pinned to that formula; `RSign(gradient=\"ste\")` keeps lqbench's earlier clipped-STE 1_{|x - b| <= 1}. "
+     "Forward: Larq's sign (+1 at 0), the authors' torch.sign is 0 at 0",
+     "tests/test_estimators.py::test_rsign_pseudo_gradient_default_is_the_authors"),
     ("post_training_binarization", "naive post-training binarization",
      "nothing to compare: no update rule of its own; the float network trains by backprop (the `bp` row) and its "
      "kernels and layer inputs are then replaced by their signs",
