@@ -29,26 +29,18 @@ GROUPS = (
                                                            "seed000_cnn_hsic", "seed000_cnn_sigprop")),
     ("Binarizing optimizers", ("ste", "bop", "bop2", "bop2_unbiased", "bnew", "proxquant", "bmd", "continuous")),
     ("Sign gradient estimators", ("estimator_ste", "estimator_ste_clipped", "estimator_approx_sign", "estimator_tanh",
-                                  "estimator_cosh2", "estimator_swish_sign", "estimator_gumbel", "estimator_ede")),
+                                  "estimator_cosh2", "estimator_swish_sign", "estimator_gumbel", "estimator_ede",
+                                  "estimator_rsign")),
+    ("Distillation", ("distillation",)),
 )
 
 # Methods of the README's method table with no weight-level comparison above, each with the
 # reason and the test that pins what can be pinned (issue 14, "Show": every method listed).
 NOT_COMPARED = (
-    ("estimator_rsign", "ReActNet's RSign, sign(x - b) with a learnt per-channel b",
-     "not compared yet: liuzechun/ReActNet is public but no script here runs it. Its pseudo-gradient is the "
-     "authors' (ReActNet's BinaryActivation, mobilenet/2_step2/reactnet.py: ApproxSign, max(0, 2 - 2|x - b|)), "
-     "pinned to that formula; `RSign(gradient=\"ste\")` keeps lqbench's earlier clipped-STE 1_{|x - b| <= 1}. "
-     "Forward: Larq's sign (+1 at 0), the authors' torch.sign is 0 at 0",
-     "tests/test_estimators.py::test_rsign_pseudo_gradient_default_is_the_authors"),
     ("post_training_binarization", "naive post-training binarization",
      "nothing to compare: no update rule of its own; the float network trains by backprop (the `bp` row) and its "
      "kernels and layer inputs are then replaced by their signs",
      "tests/test_experiment.py::test_naive_post_training_binarization_trains_float_and_deploys_binary"),
-    ("distillation", "ReActNet's distributional loss (lqbench.distillation), with every algorithm",
-     "not compared yet: no script runs ReActNet's utils/KD_loss.py or the BNEW authors' KL_loss.py / dist_main.py; "
-     "the loss is pinned to a numpy port of its formula, and each algorithm's update on it is that algorithm's "
-     "row above", "tests/test_distillation.py::test_distribution_loss_matches_numpy"),
 )
 
 
