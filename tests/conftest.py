@@ -84,7 +84,7 @@ SMOKE = (
     "test_recipes.py::test_recipe_ends_binary_and_fine_tuning_keeps_kernels_while_real_params_train",
     "test_recipes.py::test_bmd_and_bop_recipes_end_binary_and_learn",
     "test_continuous.py::test_pcf_forward_and_true_gradients_match_numpy",
-    "test_distillation.py::test_distiller_trains_student_towards_teacher_and_leaves_teacher_unchanged",
+    "test_distillation.py::test_distillation_trains_student_towards_teacher_and_leaves_teacher_unchanged",
     # the experiment runner end to end (train, save, reload) for every algorithm and recipe; a report
     "test_experiment.py::test_every_algorithm_trains_saves_and_reloads",
     "test_experiment.py::test_binarizing_optimizers_leave_binary_kernels",
