@@ -7,8 +7,9 @@ identical weights on identical batches (2 batches of 8 per epoch, no shuffling) 
 resulting weights are compared after every epoch. The authors' side is their training step
 (``binary_main.py:82-95``: ``reg.pre_update(); model(x); loss.backward(); reg.post_update();
 optimizer.step()``, ``reg._epoch(epoch)`` after each epoch) with their ``prox.py`` and
-``bop.py`` imported from the checkout; the lqbench side is ``model.fit`` with
-``lqbench.optimizers`` objects and callbacks.
+``bop.py`` imported from the checkout; the lqbench side is ``model.fit`` with what
+``lqbench train`` builds from a method object (``lqbench.methods.get(name, **hparams)``: its
+``prepare(model)``, ``optimizer(lr)`` and ``callbacks(epochs)``).
 
     .venv/bin/python bench/reference/bnew.py [--methods ste bnew bmd proxquant bop]
 
@@ -33,9 +34,9 @@ import larq as lq  # noqa: E402
 import torch  # noqa: E402
 
 import lqbench  # noqa: E402
-from lqbench import callbacks as lqcb  # noqa: E402
+from lqbench import methods as M  # noqa: E402
 from lqbench import optimizers as O  # noqa: E402
-from lqbench.optimizers import _common  # noqa: E402
+from lqbench.callbacks import set_hyper  # noqa: E402
 from lqbench.optimizers.bmd import release_weight_clip, restore_weight_clip  # noqa: E402
 
 torch.set_num_threads(1)
@@ -194,7 +195,15 @@ class SetHyper(tf.keras.callbacks.Callback):
         self.optimizer_, self.name, self.values = optimizer, name, values
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.optimizer_._set_hyper(self.name, float(self.values[epoch]))
+        set_hyper(self.optimizer_, self.name, float(self.values[epoch]))
+
+
+def with_epsilon(optimizer, epsilon=EPS_HAT):
+    """Set epsilon-hat of every Adam-like optimizer in ``optimizer`` (itself or a CaseOptimizer's)."""
+    for inner in getattr(optimizer, "optimizers", None) or [optimizer]:
+        if hasattr(inner, "epsilon"):
+            inner.epsilon = epsilon
+    return optimizer
 
 
 def run_lqbench(model, optimizer, x, y, epochs, callbacks=()):
@@ -220,12 +229,15 @@ def method_ste(args):
     model = init_model(1, near_one=True)
     w0 = keras_weights(model)
     ref, _ = run_authors(w0, "ste_binary", 0.0, epochs, lr, x, y)
-    O.prepare("adam", model)
+    method = M.get("ste", epsilon=EPS_HAT)
+    method.prepare(model)
     clone = keras_net()
     clone.set_weights(model.get_weights())
-    O.prepare("adam", clone)
-    default_eps = worst(ref, run_lqbench(clone, O.build("adam", lr), x, y, epochs), clamp_hidden)
-    ours = run_lqbench(model, O.build("adam", lr, epsilon=EPS_HAT), x, y, epochs)
+    default = M.get("ste")  # lqbench's default epsilon-hat 1e-7
+    default.prepare(clone)
+    default_eps = worst(ref, run_lqbench(clone, default.optimizer(lr), x, y, epochs, default.callbacks(epochs)),
+                        clamp_hidden)
+    ours = run_lqbench(model, method.optimizer(lr), x, y, epochs, method.callbacks(epochs))
     diff = worst(ref, ours, clamp_hidden)
     raw = worst(ref, ours)
     H.write_result(
@@ -245,31 +257,34 @@ def method_ste(args):
         extra={"raw_max_abs_weight_diff": raw, "max_abs_weight_diff_default_epsilon": default_eps})
 
 
-def _projected(args, method, reg_type, make_binary, prox_name):
+def _projected(args, method, reg_type, make_optimizer, rule):
+    """``make_optimizer(lr, project_first)``: the method's CaseOptimizer; ``rule``: its binary rule's class.
+
+    The method's own lambda / kappa callbacks are replaced by `SetHyper` with the authors' values."""
     epochs, lr = 3, 1e-2
     x, y = data(epochs)
     reg0 = 0.3 if method == "bnew" else 0.03
     model = init_model(2)
-    O.prepare(method, model)
+    M.get(method).prepare(model)  # RealKernel quantizers, latent kernels clipped to [-1, 1]
     w0 = keras_weights(model)
     ref, regs = run_authors(w0, reg_type, reg0, epochs, lr, x, y)
     results = {}
     for order in ("after", "before"):
         m = keras_net()
-        O.prepare(method, m)
+        M.get(method).prepare(m)
         m.set_weights(model.get_weights())
-        binary = make_binary(lr, order == "before")
-        binary.epsilon = EPS_HAT
+        opt = with_epsilon(make_optimizer(lr, order == "before"))
+        binary = next(inner for inner in opt.optimizers if isinstance(inner, rule))
         if order == "before":
             release_weight_clip(m)  # the authors' weights after the step are not clipped
-        opt = _common.case(binary, O.Adam(lr, epsilon=EPS_HAT), f"case_{method}")
         values = regs if method == "bnew" else [r / lr for r in regs]  # ProxQuant: kappa = lr * reg
         results[order] = worst(ref, run_lqbench(m, opt, x, y, epochs, [SetHyper(binary, "reg", values)]))
     return results, regs
 
 
 def method_bnew(args):
-    results, regs = _projected(args, "bnew", "bnew_binary", lambda lr, first: O.BNEW(lr, project_first=first), None)
+    results, regs = _projected(args, "bnew", "bnew_binary",
+                               lambda lr, first: M.get("bnew", project_first=first).optimizer(lr), O.BNEW)
     E = 3
     H.write_result(
         "bnew", reference={"repo": REPO, "commit": COMMIT, "file": "prox.py",
@@ -286,7 +301,7 @@ def method_bnew(args):
             {"name": "lambda schedule off by one epoch",
              "reason": "the authors' prox_opt sets lambda = reg (e + 1) / E after epoch e, so epoch e trains with "
                        "reg max(e, 1) / E (values used here: " + ", ".join(f"{r:.3g}" for r in regs) + "); "
-                       "lqbench.callbacks.bnew_lambda uses reg (e + 1) / E during epoch e (one epoch ahead); "
+                       "lqbench.methods.bnew.bnew_lambda uses reg (e + 1) / E during epoch e (one epoch ahead); "
                        "both sides were given the authors' values here"},
             ADAM_EPS,
         ],
@@ -296,8 +311,11 @@ def method_bnew(args):
 def method_proxquant(args):
     out = {}
     for prox, reg_type in (("l1", "l1_binary"), ("l2", "l2_binary")):
-        out[prox], regs = _projected(args, "proxquant", reg_type,
-                                     lambda lr, first, p=prox: O.ProxQuant(lr, prox=p, project_first=first), prox)
+        # the method object has no project_first option: the same CaseOptimizer by rule name
+        out[prox], regs = _projected(
+            args, "proxquant", reg_type,
+            lambda lr, first, p=prox: (M.get("proxquant", prox=p).optimizer(lr) if not first else
+                                       O.build("proxquant", lr, prox=p, project_first=True)), O.ProxQuant)
     E = 3
     H.write_result(
         "proxquant", reference={"repo": REPO, "commit": COMMIT, "file": "prox.py",
@@ -328,14 +346,12 @@ def method_bmd(args):
     for clip in (False, True):
         m = keras_net()
         m.set_weights(model.get_weights())
-        O.prepare("bmd", m)
+        method = M.get("bmd", rho=rho, interval="epoch", finetune_fraction=0.0)  # no sign + freeze epoch
+        method.prepare(m)
         if clip:
             restore_weight_clip(m)  # the former behaviour: Larq's WeightClip left on the latent weights
-        cb = lqcb.BMDSchedule(rho=rho, interval="epoch")
-        opt = O.build("bmd", lr)
-        for inner in opt.optimizers:
-            inner.epsilon = EPS_HAT
-        results[clip] = worst(ref, run_lqbench(m, opt, x, y, epochs, [cb]))
+        opt = with_epsilon(method.optimizer(lr))
+        results[clip] = worst(ref, run_lqbench(m, opt, x, y, epochs, method.callbacks(epochs)))
     H.write_result(
         "bmd", reference={"repo": REPO, "commit": COMMIT, "file": "prox.py",
                           "symbol": "prox_opt.pre_update/post_update + adjust_reg (reg_type='mirror_binary')"},
@@ -345,7 +361,7 @@ def method_bmd(args):
             {"name": "fixed: weight clip on the latent weights",
              "reason": "lqbench used to leave Larq's WeightClip on BMD's latent weights; the authors never clamp "
                        f"them. With the clip (the former behaviour) max |dw| was {results[True]:.3g}; "
-                       "prepare('bmd') now lifts it (release_weight_clip)"},
+                       "lqbench.methods.get('bmd').prepare(model) now lifts it (release_weight_clip)"},
             {"name": "fixed: beta per epoch, capped at 1e35",
              "reason": "beta during epoch e is min(rho^max(e-1, 0), 1e35) as in prox_opt.adjust_reg (values here: "
                        + ", ".join(f"{b:.4g}" for b in betas) + "), the default interval='epoch' of BMDSchedule; "
@@ -359,12 +375,11 @@ def method_bop(args):
     epochs, lr = 3, 1e-2
     x, y = data(epochs)
     model = init_model(4)
-    O.prepare("bop", model)
+    method = M.get("bop", threshold=1e-8, gamma=1e-4)  # gamma_schedule 'constant'
+    method.prepare(model)  # binary kernels set to sign(w)
     w0 = keras_weights(model)
     ref, _ = run_authors(w0, "bop_binary", 0.0, epochs, lr, x, y, bop=True)
-    opt = O.build("bop", lr, threshold=1e-8, gamma=1e-4)
-    opt.default.epsilon = EPS_HAT
-    ours = run_lqbench(model, opt, x, y, epochs)
+    ours = run_lqbench(model, with_epsilon(method.optimizer(lr)), x, y, epochs, method.callbacks(epochs))
     diff = worst(ref, ours)
     flips = int(np.sum(ours[-1][2] != w0[2]))
     H.write_result(

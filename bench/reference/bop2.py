@@ -26,6 +26,7 @@ tf = H.quiet_tf()
 import larq as lq  # noqa: E402
 
 import lqbench  # noqa: E402
+from lqbench import methods as M  # noqa: E402
 from lqbench import optimizers as O  # noqa: E402
 
 REPO = "CuauSuarez/Bop2ndOrder"
@@ -85,7 +86,8 @@ def compare(unbiased: bool, hp: dict):
     tf.keras.utils.set_random_seed(5)
     b = lqbench.Binarization(weights=True, activations=False, weight_estimator="ste")
     ours = net(b.kernel_quantizer("hidden"), b.kernel_constraint("hidden"))
-    O.prepare("bop2", ours)  # kernels -> sign(w)
+    method = M.get("bop2", bias_correction=unbiased, **hp)  # as `lqbench train` builds it
+    method.prepare(ours)  # kernels -> sign(w)
     w0 = ours.get_weights()
     # the authors' binarynet hparams: NoOpQuantizer(precision=1), kernel_constraint None
     theirs = net(lq.quantizers.NoOp(precision=1), None)
@@ -99,7 +101,7 @@ def compare(unbiased: bool, hp: dict):
     ref_case = lq.optimizers.CaseOptimizer((ref_opt.is_binary_variable, ref_opt),
                                            default_optimizer=tf.keras.optimizers.legacy.Adam(LR))
     ref = fit(theirs, ref_case, x, y)
-    mine = fit(ours, O.build("bop2", LR, bias_correction=unbiased, **hp), x, y)
+    mine = fit(ours, method.optimizer(LR), x, y)  # no callbacks: constant gamma and tau
     diff = max(H.max_abs_diff(a, b_) for a, b_ in zip(ref, mine))
     flips = int(np.sum(mine[-1][2] != w0[2]))
     former = None
