@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +99,36 @@ def quiet_tf():
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.keras.utils.set_random_seed(0)
     return tf
+
+
+def mlp_problem(n: int, d_in: int, hidden: int, out: int):
+    """The shared regression problem of the estimator scripts: inputs, targets and the two
+    weight matrices (seed 0), as float32 numpy arrays ``x, t, a, w``."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, d_in)).astype("float32")
+    t = rng.normal(size=(n, out)).astype("float32")
+    a = (rng.normal(size=(d_in, hidden)) * 0.7).astype("float32")
+    w = (rng.normal(size=(hidden, out)) * 0.5).astype("float32")
+    return x, t, a, w
+
+
+def import_peer(peer_dir: str) -> None:
+    """Put seed 000's reference (BenCrulis/binary_nn_extended) on sys.path; stub torchvision's
+    InvertedResidual (imported by drtp/hsic/pepita only to list it among modules to detach; none
+    of the compared networks contains one) when torchvision is not installed."""
+    if not os.path.isdir(os.path.join(peer_dir, "binary_nn")):
+        raise SystemExit(f"reference checkout not found at {peer_dir} (--peer)")
+    sys.path.insert(0, peer_dir)
+    import torch.nn as nn
+
+    try:
+        import torchvision.models.mobilenetv2  # noqa: F401
+    except Exception:
+        class InvertedResidual(nn.Module):  # placeholder, never instantiated
+            pass
+
+        tv, tvm, mnv2 = (types.ModuleType(n) for n in ("torchvision", "torchvision.models",
+                                                       "torchvision.models.mobilenetv2"))
+        mnv2.InvertedResidual = InvertedResidual
+        tv.models, tvm.mobilenetv2 = tvm, mnv2
+        sys.modules.update({"torchvision": tv, "torchvision.models": tvm, "torchvision.models.mobilenetv2": mnv2})

@@ -61,15 +61,6 @@ def build(quantizer):
     return tf.keras.Model(inputs, y)
 
 
-def problem():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(N, D_IN)).astype("float32")
-    t = rng.normal(size=(N, OUT)).astype("float32")
-    a = (rng.normal(size=(D_IN, HID)) * 0.7).astype("float32")
-    w = (rng.normal(size=(HID, OUT)) * 0.5).astype("float32")
-    return x, t, a, w
-
-
 def numpy_step(x, t, a, w, forward, pseudo_grad):
     """One SGD step of the reference: returns new (a, w), q, q'(h)."""
     h = x.astype("float64") @ a
@@ -108,7 +99,7 @@ def sign(x):
 
 def deterministic(name):
     grad, symbol, kwargs = FORMULAS[name]
-    x, t, a, w = problem()
+    x, t, a, w = H.mlp_problem(N, D_IN, HID, OUT)
     ref, (ra, rw) = [], (a.astype("float64"), w.astype("float64"))
     for _ in range(STEPS):
         ra, rw, _, _ = numpy_step(x, t, ra, rw, sign, grad)
@@ -154,7 +145,7 @@ def ede():
         out.backward(torch.ones_like(ht) if dq is None else torch.tensor(dq))
         return out.detach().numpy(), ht.grad.numpy()
 
-    x, t_, a, w = problem()
+    x, t_, a, w = H.mlp_problem(N, D_IN, HID, OUT)
     schedule = [irnet_log_up(e, STEPS) for e in range(STEPS)]
     ref, (ra, rw) = [], (a.astype("float64"), w.astype("float64"))
     for tt, kk in schedule:
@@ -190,7 +181,7 @@ def ede():
 
 def gumbel():
     tau = 0.7
-    x, t_, a, w = problem()
+    x, t_, a, w = H.mlp_problem(N, D_IN, HID, OUT)
     rng = np.random.default_rng(1)
     noise_u = [rng.uniform(1e-6, 1.0, size=(2, N, HID)).astype("float32") for _ in range(STEPS)]
 

@@ -126,17 +126,8 @@ def rsign_values():
     }
 
 
-def problem():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(N, D_IN)).astype("float32")
-    t = rng.normal(size=(N, OUT)).astype("float32")
-    a = (rng.normal(size=(D_IN, HID)) * 0.7).astype("float32")
-    w = (rng.normal(size=(HID, OUT)) * 0.5).astype("float32")
-    return x, t, a, w
-
-
 def rsign_training():
-    x, t, a, w = problem()
+    x, t, a, w = H.mlp_problem(N, D_IN, HID, OUT)
     inputs = tf.keras.Input((D_IN,))
     h = tf.keras.layers.Dense(HID, use_bias=False, name="A")(inputs)
     y = lq.layers.QuantDense(OUT, use_bias=False, input_quantizer=estimators.RSign(), name="W")(h)

@@ -57,12 +57,13 @@ import os
 import pathlib
 import shlex
 import sys
-import types
 
 import lqbench  # noqa: F401  (tf-keras before TensorFlow)
 
 import larq as lq
 import numpy as np
+
+import _harness as H  # bench/reference/ is on sys.path when a script runs
 import tensorflow as tf
 
 import lqbench.algorithms
@@ -98,27 +99,6 @@ CNN_TESTS = {
 
 
 # ----------------------------------------------------------------------------- the reference
-def import_peer(peer_dir: str):
-    """Put the reference on sys.path; stub torchvision's InvertedResidual (imported by drtp/hsic/
-    pepita only to list it among modules to detach; none of our networks contains one)."""
-    if not os.path.isdir(os.path.join(peer_dir, "binary_nn")):
-        raise SystemExit(f"reference checkout not found at {peer_dir} (--peer)")
-    sys.path.insert(0, peer_dir)
-    import torch.nn as nn
-
-    try:
-        import torchvision.models.mobilenetv2  # noqa: F401
-    except Exception:
-        class InvertedResidual(nn.Module):  # placeholder, never instantiated
-            pass
-
-        tv, tvm, mnv2 = (types.ModuleType(n) for n in ("torchvision", "torchvision.models",
-                                                       "torchvision.models.mobilenetv2"))
-        mnv2.InvertedResidual = InvertedResidual
-        tv.models, tvm.mobilenetv2 = tvm, mnv2
-        sys.modules.update({"torchvision": tv, "torchvision.models": tvm, "torchvision.models.mobilenetv2": mnv2})
-
-
 # ----------------------------------------------------------------------------- networks
 CNN_BLOCKS = ((64, False), (64, True), (128, False), (128, True))  # (channels, max-pool after)
 CNN_FLATTEN = (7, 7, 128)  # the classifier's input (H, W, C) at 28x28
@@ -490,7 +470,7 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(2)
-    import_peer(args.peer)
+    H.import_peer(args.peer)
     command = ".venv/bin/python bench/reference/seed000.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     for method in args.methods:
         for network in args.networks:

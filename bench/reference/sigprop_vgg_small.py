@@ -33,9 +33,10 @@ import json
 import os
 import sys
 import time
-import types
 
 import numpy as np
+
+import _harness as H  # bench/reference/ is on sys.path when a script runs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -56,25 +57,6 @@ def dump(path):
         arrays[f"y_{split}"] = np.concatenate(ys).astype("int64")
     np.savez(path, **arrays)
     print(f"wrote {path}: " + ", ".join(f"{k} {v.shape}" for k, v in arrays.items()))
-
-
-def import_peer(peer_dir):
-    if not os.path.isdir(os.path.join(peer_dir, "binary_nn")):
-        raise SystemExit(f"reference checkout not found at {peer_dir} (--peer)")
-    sys.path.insert(0, peer_dir)
-    import torch.nn as nn
-
-    try:
-        import torchvision.models.mobilenetv2  # noqa: F401
-    except Exception:  # torchvision missing: stub the one name pepita.py imports
-        class InvertedResidual(nn.Module):
-            pass
-
-        tv, tvm, mnv2 = (types.ModuleType(n) for n in ("torchvision", "torchvision.models",
-                                                       "torchvision.models.mobilenetv2"))
-        mnv2.InvertedResidual = InvertedResidual
-        tv.models, tvm.mobilenetv2 = tvm, mnv2
-        sys.modules.update({"torchvision": tv, "torchvision.models": tvm, "torchvision.models.mobilenetv2": mnv2})
 
 
 def vgg_small(nn, width=0.25, classes=10):
@@ -153,7 +135,7 @@ def main(argv=None):
         return 0
     if not args.data:
         parser.error("--data (or --dump) is required")
-    import_peer(args.peer)
+    H.import_peer(args.peer)
     arrays = dict(np.load(args.data))
     runs = []
     for algo in args.algos:
