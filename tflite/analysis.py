@@ -234,6 +234,11 @@ def _kernel_quantizers(layer) -> list:
     ]
 
 
+def _kernel_bits(layer) -> int | None:
+    """The lowest precision of a layer's kernel quantizers (None: float kernels)."""
+    return min((_bits(q) for q in _kernel_quantizers(layer)), default=None)
+
+
 #: Layer types LCE has no binary op for; the ones `lqbench.tflite.rewrite` turns into binary
 #: 2D convolutions are avoidable (`_REWRITABLE`), the others are not.
 _NO_BINARY_KERNEL = {
@@ -323,7 +328,7 @@ def _classify(layer, target: str) -> LayerFinding | None:
     input_q = input_quantizer_of(layer)
     kernel_qs = _kernel_quantizers(layer)
     in_bits = _bits(input_q)
-    k_bits = min((_bits(q) for q in kernel_qs), default=None)
+    k_bits = _kernel_bits(layer)
     if in_bits != 1 and k_bits != 1 and not _is_ternary(input_q):
         return None  # a float (or multi-bit) layer: nothing binary to lose
     finding = LayerFinding(
@@ -483,9 +488,7 @@ def _pools(model, target: str) -> list[PoolFinding]:
             continue
         consumers = _consumers(layer)
         signer = _signed_by(layer, channel_reshapes_only=True)
-        if signer is not None and _is_quant_layer(signer) and min(
-            (_bits(q) or 32 for q in _kernel_quantizers(signer)), default=32
-        ) != 1:
+        if signer is not None and _is_quant_layer(signer) and _kernel_bits(signer) != 1:
             # binary input, float weights (e.g. a classifier kept float): LCE runs the consumer as
             # a float op on dequantized +-1 values, so the pool stays float (measured, LCE 0.16)
             findings.append(
