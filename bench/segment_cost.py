@@ -11,12 +11,14 @@ and one warm-up step) so that load drifts hit every variant alike. Variants are
 - ``:nobarrier``: segments not ordered at all (the executor may run every segment's forward
   pass first, as one tape over the gated network would): the time the ordering costs;
 - ``:nofence``: segments ordered through their tensor reads only (lqbench before the ops that
-  read no activation, e.g. DRTP's signals, were made to wait for the previous segment too).
+  read no activation, e.g. DRTP's signals, were made to wait for the previous segment too);
+- ``hsic:autodiff``: HSIC's kernel products \(Z Z^\top\) differentiated by TensorFlow's matmul
+  gradient (two products) instead of `lqbench.algorithms.hsic.gram`'s one.
 
-The last two are measurement variants, not options of lqbench. Synthetic batch (seeded
+The last three are measurement variants, not options of lqbench. Synthetic batch (seeded
 uniform images, random labels), Adam (legacy) 1e-4; seconds per step: median and fastest.
 
-    .venv/bin/python bench/segment_cost.py --variants bp drtp drtp:step drtp:nobarrier drtp:nofence hsic
+    .venv/bin/python bench/segment_cost.py --variants bp drtp drtp:step drtp:nobarrier drtp:nofence hsic hsic:autodiff
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ def build(variant: str, model: str, batch_size: int, x, y):
     import tensorflow as tf
 
     from lqbench import algorithms, models
-    from lqbench.algorithms import base
+    from lqbench.algorithms import base, hsic
 
     method, _, option = variant.partition(":")
     tf.keras.utils.set_random_seed(0)
@@ -52,15 +54,17 @@ def build(variant: str, model: str, batch_size: int, x, y):
         for value in tf.nest.flatten(function(iterator)):
             np.asarray(value)
 
-    fence = base._after
+    fence, gram = base._after, hsic.gram
     if option in ("nofence", "nobarrier"):
         base._after = lambda barrier: contextlib.nullcontext()
+    if option == "autodiff":
+        hsic.gram = lambda z: tf.matmul(z, z, transpose_b=True)
     try:
         start = time.perf_counter()
-        step()  # traces: the patch is read at trace time only
+        step()  # traces: the patches are read at trace time only
         first = time.perf_counter() - start
     finally:
-        base._after = fence
+        base._after, hsic.gram = fence, gram
     step()
     return step, first
 

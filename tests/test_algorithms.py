@@ -237,6 +237,27 @@ def test_hsic_loss_and_update_match_numpy(net):
     _assert_updates(got, net.updates(w0, f, d[0], d[1], e / BATCH))
 
 
+@pytest.mark.parametrize("jit", [False, True])
+def test_gram_gradient_is_the_matmul_gradient(jit):
+    """HSIC's kernel product Z Z^T: one-matmul custom gradient = autodiff of tf.matmul (any upstream)."""
+    rng = np.random.default_rng(3)
+    z = tf.constant(rng.standard_normal((6, 40)), tf.float32)
+    weights = tf.constant(rng.standard_normal((6, 6)), tf.float32)  # not symmetric
+
+    @tf.function(jit_compile=jit)
+    def grads(z):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(z)
+            fast = tf.reduce_sum(weights * A.hsic.gram(z) ** 2)
+            plain = tf.reduce_sum(weights * tf.matmul(z, z, transpose_b=True) ** 2)
+        return A.hsic.gram(z), tape.gradient(fast, z), tape.gradient(plain, z)
+
+    value, fast, plain = grads(z)
+    np.testing.assert_allclose(value.numpy(), z.numpy() @ z.numpy().T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fast.numpy(), plain.numpy(), rtol=1e-4, atol=1e-4)
+    assert np.abs(fast.numpy()).max() > 1.0
+
+
 def _sigprop_sites(net, w, f):
     """The authors' (pepita.py) SigpropTL error sites: (layer input u, activation a, P, conv?)."""
     if net is DenseNet:
