@@ -325,7 +325,7 @@ class Algorithm(tf.keras.Model):
 
     def _train_segments(
         self, inputs, segment_loss, segments=None, initial=None, labels=None, sample_weight=None, training=True,
-        teacher_logits=None,
+        teacher_logits=None, run_ops=None,
     ):
         """Train segment by segment: one tape per segment, ``segment_loss(segment, env)``.
 
@@ -338,9 +338,12 @@ class Algorithm(tf.keras.Model):
 
         Every segment's loss includes its layers' own losses (weight regularizers), and only
         the variables trainable when the step is traced are updated (the tf-keras
-        ``train_step`` / ``compute_loss`` contract).
+        ``train_step`` / ``compute_loss`` contract). ``run_ops`` replaces `TapGraph.run_ops`
+        (same signature) for the segments' forward passes (SigpropTL runs its weight layers
+        on the two halves of its batch separately).
         """
         graph = self.graph
+        run_ops = graph.run_ops if run_ops is None else run_ops
         segments = graph.segments if segments is None else segments
         env = graph.new_env(inputs)
         mode = self._update_mode()
@@ -379,7 +382,7 @@ class Algorithm(tf.keras.Model):
         for segment in segments:
             variables = segment.variables  # read at trace time: frozen layers stay frozen
             with _after(barrier), tf.GradientTape() as tape:
-                graph.run_ops(segment.ops, env, training, barrier)
+                run_ops(segment.ops, env, training, barrier)
                 if segment.is_output:
                     loss = self._output_loss(labels, env[graph.output_key], sample_weight, segment.losses,
                                              teacher_logits)

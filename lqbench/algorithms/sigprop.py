@@ -119,6 +119,7 @@ import numpy as np
 import tensorflow as tf
 
 from lqbench.algorithms.base import UPDATE_MODES, Algorithm, register
+from lqbench.estimators import GumbelSign
 
 __all__ = ["SigpropTL"]
 
@@ -184,6 +185,8 @@ class SigpropTL(Algorithm):
                 count += 1
             sites_of[s_index] = sites
         self._sites = _SiteTable(sites_of)
+        # weight layers run on each half of pass 2's batch separately (``run_halves``)
+        self._split = frozenset(i for sites in sites_of.values() for i, *_ in sites if _per_sample(graph.ops[i]))
 
     def _train_step(self, x, y, sample_weight):
         graph = self.graph
@@ -216,16 +219,34 @@ class SigpropTL(Algorithm):
             h = env[tap.key]
             view = tap.view(h, training=True)
             err = tf.stop_gradient(view[:batch] - view[batch:])
-            self.tap_trackers[str(tap.index)].update_state(tf.reduce_mean(tf.square(err)))
+            self.tap_trackers[str(tap.index)].update_state(_mean_square(err))
             return tf.reduce_sum(err * h[:batch]) / float(tap.positions)
+
+        clean = {}  # output key of a weight layer run by halves -> its clean half
+
+        def run_halves(ops, env, training, barrier=None):
+            for i in ops:
+                if i not in self._split:
+                    graph.run_ops([i], env, training, barrier)
+                    continue
+                op = graph.ops[i]
+                (key,), (out,) = op.in_keys, op.out_keys
+                halves = []
+                for part in (env[key][:batch], env[key][batch:]):
+                    half = {key: part}
+                    graph.run_ops([i], half, training, barrier)
+                    halves.append(half[out])
+                clean[out] = halves[0]
+                env[out] = tf.concat(halves, axis=0)
 
         def activation_loss(segment, env):
             total = None
             for i, key, quantizer, positions, tracker in self._sites.of[index_of[id(segment)]]:
                 a = env[key] if quantizer is None else quantizer(env[key], training=True)
                 err = tf.stop_gradient(a[:batch] - a[batch:])
-                tracker.update_state(tf.reduce_mean(tf.square(err)))
-                out = env[graph.ops[i].out_keys[0]][:batch]
+                tracker.update_state(_mean_square(err))
+                out_key = graph.ops[i].out_keys[0]
+                out = clean[out_key] if out_key in clean else env[out_key][:batch]
                 loss = tf.reduce_sum(err * out) / float(positions)
                 layer = graph.ops[i].layer
                 bias = getattr(layer, "bias", None)
@@ -236,8 +257,33 @@ class SigpropTL(Algorithm):
                 total = loss if total is None else total + loss
             return total
 
-        segment_loss = tap_loss if self.hparams["error_at"] == "tap" else activation_loss
+        tap = self.hparams["error_at"] == "tap"
         self._train_segments(
-            tf.concat([x, x_err], axis=0), segment_loss, graph.segments[:-1], initial=initial, training=True
+            tf.concat([x, x_err], axis=0), tap_loss if tap else activation_loss, graph.segments[:-1],
+            initial=initial, training=True, run_ops=None if tap else run_halves,
         )
         return logits
+
+
+def _mean_square(x: tf.Tensor) -> tf.Tensor:
+    """\\(\\operatorname{mean}(x^2)\\) in one pass (``l2_loss`` is \\(\\sum x^2 / 2\\), no squared copy)."""
+    return 2.0 * tf.nn.l2_loss(x) / tf.cast(tf.size(x), x.dtype)
+
+
+_PER_SAMPLE = (tf.keras.layers.Dense, tf.keras.layers.Conv1D, tf.keras.layers.Conv2D, tf.keras.layers.Conv3D,
+               tf.keras.layers.DepthwiseConv2D, tf.keras.layers.SeparableConv1D, tf.keras.layers.SeparableConv2D)
+_KERNEL_QUANTIZERS = ("kernel_quantizer", "depthwise_quantizer", "pointwise_quantizer")
+
+
+def _per_sample(op) -> bool:
+    """Whether weight op ``op`` can run on the two halves of pass 2's batch one after the other
+    with the same result as on the whole batch: a Keras dense / convolution layer (Larq's too)
+    of one input and one output, without activity regularizer (its loss is per call) and with
+    deterministic kernel quantizers (a stochastic one, e.g. ``gumbel``, samples once per call:
+    on the whole batch both halves share the sample)."""
+    layer = op.layer
+    if not isinstance(layer, _PER_SAMPLE) or len(op.in_keys) != 1 or len(op.out_keys) != 1:
+        return False
+    if getattr(layer, "activity_regularizer", None) is not None:
+        return False
+    return not any(isinstance(getattr(layer, name, None), GumbelSign) for name in _KERNEL_QUANTIZERS)
