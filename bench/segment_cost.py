@@ -13,12 +13,19 @@ and one warm-up step) so that load drifts hit every variant alike. Variants are
 - ``:nofence``: segments ordered through their tensor reads only (lqbench before the ops that
   read no activation, e.g. DRTP's signals, were made to wait for the previous segment too);
 - ``hsic:autodiff``: HSIC's kernel products \(Z Z^\top\) differentiated by TensorFlow's matmul
-  gradient (two products) instead of `lqbench.algorithms.hsic.gram`'s one.
+  gradient (two products) instead of `lqbench.algorithms.hsic.gram`'s one;
+- ``sigprop:whole``: SigpropTL's weight layers run once on the whole \(2B\) batch of pass 2
+  (lqbench before they ran on each half: the clean half's output is then a slice, and the
+  weight gradient goes through the slice's gradient and covers \(2B\) samples);
+- ``:pass1`` (SigpropTL): the segments of pass 2 not run (pass 1 and the output layer's update);
+- ``:forward``: every segment's forward pass and local loss, without its gradient or update
+  (the local losses' metrics keep them in the graph: HSIC, SigpropTL).
 
-The last three are measurement variants, not options of lqbench. Synthetic batch (seeded
+The last six are measurement variants, not options of lqbench. Synthetic batch (seeded
 uniform images, random labels), Adam (legacy) 1e-4; seconds per step: median and fastest.
 
     .venv/bin/python bench/segment_cost.py --variants bp drtp drtp:step drtp:nobarrier drtp:nofence hsic hsic:autodiff
+    .venv/bin/python bench/segment_cost.py --variants bp sigprop sigprop:whole sigprop:pass1 sigprop:forward
 """
 from __future__ import annotations
 
@@ -46,6 +53,20 @@ def build(variant: str, model: str, batch_size: int, x, y):
     if option == "nobarrier":
         run_ops = trainer.graph.run_ops
         trainer.graph.run_ops = lambda ops, env, training, barrier=None: run_ops(ops, env, training, None)
+    if option == "whole":
+        trainer._split = frozenset()
+    train_segments = trainer._train_segments
+    if option == "pass1":
+        trainer._train_segments = lambda *args, **kwargs: None
+    if option == "forward":
+        def forward_only(inputs, segment_loss, *args, **kwargs):
+            def loss(segment, env):
+                segment_loss(segment, env)  # its metric update keeps the forward pass and the loss
+                return None
+
+            return train_segments(inputs, loss, *args, **kwargs)
+
+        trainer._train_segments = forward_only
     trainer.compile(tf.keras.optimizers.legacy.Adam(1e-4), jit_compile=False)
     function = trainer.make_train_function(force=True)
     iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())

@@ -11,6 +11,7 @@ from lqbench import Binarization
 from lqbench import algorithms as A
 from lqbench.algorithms.hsic import cosine_kernel
 from lqbench.algorithms.taps import tap_signal
+from lqbench.estimators import GumbelSign
 
 C = 3
 BATCH = 8
@@ -135,3 +136,39 @@ def test_a_segment_waits_for_the_previous_one(update):
             else:
                 assert gradients, f"the signal of tap {k} does not wait for segment {k - 1}'s gradients"
                 assert bool(applies) == (update == "segment"), applies
+
+
+def test_sigprop_weight_gradient_on_the_clean_half_only():
+    """SigpropTL's pass 2 runs each weight layer on the clean and the modulated half separately:
+    the weight gradients are taken on the B clean samples (no gradient of a 2B slice, no filter
+    gradient over 2B) and the update equals the one with the layers run on the whole 2B batch
+    (BN still normalises both halves with the 2B statistics); a stochastic (gumbel) kernel
+    quantizer keeps the whole-batch call (one kernel sample for both halves)."""
+    batches = _batches()
+    spec = (tf.TensorSpec([BATCH, 6, 6, 2], tf.float32), tf.TensorSpec([BATCH], tf.int32))
+    weights = {}
+    for split in (True, False):
+        trainer = A.build("sigprop", conv_bn_net(), seed=3, alpha=3.0)
+        if not split:
+            trainer._split = frozenset()
+        else:
+            assert len(trainer._split) == 2  # both convolutions
+        trainer.compile(tf.keras.optimizers.legacy.SGD(0.05), run_eagerly=False)
+        graph = tf.function(trainer.train_step).get_concrete_function(spec).graph
+        types = [op.type for op in graph.get_operations()]
+        filters = [op for op in graph.get_operations() if op.type == "Conv2DBackpropFilter"]
+        assert len(filters) == 2
+        assert {int(op.inputs[0].shape[0]) for op in filters} == ({BATCH} if split else {2 * BATCH})
+        assert ("StridedSliceGrad" in types) == (not split)
+        for x, y in batches:
+            trainer.train_on_batch(x, y)
+        weights[split] = [v.numpy() for v in trainer.model.weights]
+    for a, b in zip(weights[True], weights[False]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    tf.keras.utils.set_random_seed(0)
+    x = tf.keras.Input((6, 6, 2))
+    h = lq.layers.QuantConv2D(4, 3, use_bias=False, kernel_quantizer=GumbelSign(),
+                              input_quantizer="ste_sign")(tf.keras.layers.Conv2D(2, 1)(x))
+    h = tf.keras.layers.GlobalAveragePooling2D()(h)
+    model = tf.keras.Model(x, tf.keras.layers.Dense(C)(h))
+    assert A.build("sigprop", model, seed=0)._split == {0}  # the plain conv only
