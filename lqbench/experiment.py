@@ -40,12 +40,12 @@ leave out every allocation under 256 KiB. ``memory_method`` says how each value 
 In a run's own process on CPU the peak is measured with glibc returning freed memory at once
 (`lqbench.profiling.ALLOCATOR_ENV`: otherwise memory freed segment by segment stays in the heap
 and hides what the update-unlocked methods save), which costs time on every large tensor
-(CIFAR-10 ResNet-20 BP: 0.13 instead of 0.105 s per step). So the process trains with glibc's
-caching allocator and measures only while the training does everything it will ever do: the
-first epoch of each ``fit`` (each phase of a multi-phase method), from its start to the end of
-that epoch's validation pass and checkpoints (`lqbench.profiling.set_allocator`,
-``MemoryMonitor.pause``/``resume``). The later epochs repeat the same steps; only the first epoch
-runs at the slower speed.
+(CIFAR-10 ResNet-20 BP: 0.13 instead of 0.105 s per step). So the process measures only while
+the training does everything it will ever do, the first epoch of each ``fit`` (each phase of a
+multi-phase method) from its start to the end of that epoch's validation pass and checkpoints,
+and trains the other epochs with glibc's caching allocator (`lqbench.profiling.set_allocator`,
+``MemoryMonitor.pause``/``resume``). The build, the ``auto`` timing and the first epoch run as
+before, so the first window measures exactly what a whole run measured before.
 """
 from __future__ import annotations
 
@@ -165,7 +165,7 @@ def _run(spec, seed, output_dir, verbose, extra_callbacks, save_model, strategy,
     """Named steps: start, find the saved models it needs, load data, build, train, evaluate, save."""
     seed = spec.seeds[0] if seed is None else seed
     memory = _run_memory_monitor()
-    window = _MemoryWindow(memory) if _windowed(memory) and set_allocator("caching") else None
+    window = _MemoryWindow(memory) if _windowed(memory) else None
     directory, result = _start(spec, seed, output_dir)
     method = methods.get(spec.method, **spec.method_args)
     sources = resolve_sources(spec, seed, sources_dir)  # before the data: a missing source fails at once
@@ -199,8 +199,6 @@ def _run(spec, seed, output_dir, verbose, extra_callbacks, save_model, strategy,
     result.jit_compile, result.execution = decision.jit_compile, decision.to_dict()
     if single_phase:
         best.memory = memory
-    if window is not None:
-        set_allocator("returning")  # the monitor's first window opens with the training
     start = time.perf_counter()
     try:
         history = _train(spec, method, trainer, loaded, callbacks, result.jit_compile, verbose, strategy, memory)
@@ -688,11 +686,13 @@ def _windowed(memory: MemoryMonitor) -> bool:
 class _MemoryWindow(tf.keras.callbacks.Callback):
     """Peak memory measured over the first epoch of every ``fit``, the other epochs trained fast.
 
-    The run's monitor is entered (with glibc returning freed memory) as the first ``fit``
-    starts; at the end of each ``fit``'s first epoch (after its validation pass and the other
-    callbacks' checkpoints: this callback comes last) the window closes
-    (``MemoryMonitor.pause``) and glibc caches freed blocks again; a later ``fit`` (the next
-    phase) opens a new window (cache released, ``MemoryMonitor.resume``)."""
+    The process starts with glibc returning freed memory (`run_isolated`'s environment), so
+    everything up to the end of the first ``fit``'s first epoch (after its validation pass and
+    the other callbacks' checkpoints: this callback comes last) is measured exactly as a run
+    measured as a whole; then the window closes (``MemoryMonitor.pause``) and glibc caches
+    freed blocks; a later ``fit`` (the next phase) opens a new window (cache released,
+    ``MemoryMonitor.resume``). Where the allocator cannot be switched (not glibc) nothing is
+    paused."""
 
     def __init__(self, memory: MemoryMonitor):
         super().__init__()
@@ -704,9 +704,8 @@ class _MemoryWindow(tf.keras.callbacks.Callback):
             self.memory.resume()
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.memory.paused:
+        if not self.memory.paused and set_allocator("caching"):
             self.memory.pause()
-            set_allocator("caching")
 
 
 class _EpochTimer(tf.keras.callbacks.Callback):

@@ -31,10 +31,10 @@ Two tools:
 tensor is a fresh ``mmap`` whose pages the kernel faults in and zeroes, every step. A CIFAR-10
 ResNet-20 BP train step (batch 128, graph mode) takes 0.129-0.139 s with ``ALLOCATOR_ENV``
 against 0.102-0.106 s with glibc's caching defaults (`set_allocator` can switch between the two
-inside a running process). So a run's own process (`lqbench.experiment.run_isolated`) trains
-with the caching allocator and measures its peak with the returning one only while the
-training does everything it will do (its first epoch of each phase: tracing, steps, the
-validation pass, the checkpoints); see `lqbench.experiment`.
+inside a running process). So a run's own process (`lqbench.experiment.run_isolated`) measures
+its peak with the returning allocator only while the training does everything it will do (the
+first epoch of each phase: tracing, steps, the validation pass, the checkpoints) and trains the
+other epochs with the caching one; see `lqbench.experiment`.
 
 !!! example
     ```python
