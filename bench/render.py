@@ -246,7 +246,8 @@ def render_cifar(results, state) -> list[str]:
     lines += [f"{data['label']}: `lqbench train --dataset cifar10 --data-dir DIR --model resnet20 --model-args '{{}}' "
               "--epochs E --algorithm A [--xla MODE]` (Bi-Real ResNet-20, binary weights and activations, batch 128, "
               "Adam, 45000 training images). Epoch time from `result.json` (includes the validation pass; the first "
-              "epoch also the tracing or XLA compilation; `auto`'s measurement comes before and is in the run time).",
+              "epoch also the tracing or XLA compilation and the peak-memory window, where glibc returns freed memory "
+              "and steps are slower: `lqbench.experiment`; `auto`'s measurement comes before and is in the run time).",
               "", "| method | `--xla` | epochs | s/epoch (median) | auto's decision | run wall s | test acc. |",
               "|---|---|---|---|---|---|---|"]
     default_bp = None
@@ -272,7 +273,8 @@ def render_cifar(results, state) -> list[str]:
             pure = step * 352
             lines.append(("Why: the train step alone already exceeds the budget: " if pure > data["target_s"] else "Why: ")
                          + f"the train step itself ({e['mode'] == 'on' and 'XLA' or 'graph'} mode, timed by `auto` "
-                         f"on a constant batch: {step:.4f} s) makes {pure:.1f} s for 352 steps; the rest of the epoch "
+                         f"on a constant batch with glibc returning freed memory, as in the first epoch: {step:.4f} s) makes "
+                         f"{pure:.1f} s for 352 steps; the rest of the epoch "
                          f"({t - pure:.1f} s, {100 * (t - pure) / t:.0f} %) is the input pipeline (shuffling and "
                          "normalising 45000 images on the same 2 cores), Keras `fit`'s per-batch callbacks and the "
                          "validation pass. XLA is no way out here (2x slower steps, see the modes section).")

@@ -188,3 +188,28 @@ def test_estimator_schedule_spans_a_multi_phase_run_through_experiment(estimator
     np.testing.assert_allclose(seen, expected, rtol=1e-5)
     step = 1 if estimator == "ede" else -1
     assert all(step * (b - a) > 0 for a, b in zip(seen, seen[1:]))
+
+
+@pytest.mark.parametrize("method, args, modes", [
+    ("ste", {}, ["returning", "caching", "caching"]),
+    ("bnew", {"pretrain_fraction": 0.34, "finetune_fraction": 0.34},  # phases of 2, 3 and 1 epochs
+     ["returning", "caching", "returning", "caching", "caching", "returning"]),
+])
+def test_own_process_measures_memory_over_the_first_epoch_of_each_phase(method, args, modes, tmp_path, monkeypatch):
+    """In a run's own process glibc returns freed memory (slow, exact peak) only during the first epoch of
+    each ``fit`` (phase); the other epochs train with the caching allocator, outside the monitor's windows."""
+    calls, seen = [], []
+    monkeypatch.setenv(experiment.ISOLATED_VARIABLE, "1")
+    monkeypatch.setattr(experiment, "set_allocator", lambda mode: calls.append(mode) or True)
+
+    class Watch(tf.keras.callbacks.Callback):  # runs before the window callback: the mode the epoch ran in
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(calls[-1] if calls else "returning")  # the process starts returning
+
+    spec = ExperimentSpec(name=f"window-{method}", method=method, method_args=args, xla="off",
+                          **{**TINY, "epochs": len(modes)})
+    result = experiment.run(spec, output_dir=tmp_path, extra_callbacks=(Watch(),), save_model=False)
+    assert result.status == "ok", result.error
+    assert seen == modes
+    assert calls[-1] == "caching"  # evaluated and saved fast
+    assert "first epoch of each phase" in result.memory_method

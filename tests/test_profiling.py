@@ -1,5 +1,7 @@
 """Tests of `lqbench.profiling`: peak memory above the baseline and wall time, in a subprocess."""
 import pathlib
+import subprocess
+import sys
 
 import lqbench  # noqa: F401  (selects tf-keras before TensorFlow)
 
@@ -45,3 +47,43 @@ def test_memory_monitor_in_process():
         buffer[::512] += 1
     assert monitor.training_bytes >= 75 * MIB
     assert monitor.wall_time_s > 0
+
+
+def test_memory_monitor_measures_only_its_windows():
+    """What runs between ``pause()`` and ``resume()`` is not measured; the peak is the largest window's."""
+    with profiling.MemoryMonitor(device="cpu") as monitor:
+        first = np.ones(60 * MIB // 8)
+        first[::512] += 1
+        del first
+        monitor.pause()
+        outside = np.ones(200 * MIB // 8)
+        outside[::512] += 1
+        del outside
+        assert monitor.current_peak_bytes() - monitor.baseline_bytes < 150 * MIB
+        monitor.resume()
+        second = np.ones(100 * MIB // 8)
+        second[::512] += 1
+        del second
+    assert 95 * MIB <= monitor.training_bytes < 150 * MIB
+
+
+def test_set_allocator_caches_or_returns_freed_memory():
+    """``caching`` keeps a freed 16 MiB block resident (fast reuse), ``returning`` gives it back at once."""
+    code = """
+import numpy as np
+from lqbench import profiling
+MIB = 2**20
+def freed_resident(mode):
+    assert profiling.set_allocator(mode)
+    before = profiling.rss_bytes()
+    block = np.ones(16 * MIB // 8)
+    del block
+    return (profiling.rss_bytes() - before) / MIB
+print(freed_resident("caching"), freed_resident("returning"))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    cached, returned = map(float, out.stdout.split()[-2:])
+    assert cached > 12 and returned < 4, (cached, returned)
+    with pytest.raises(ValueError, match="allowed: returning, caching"):
+        profiling.set_allocator("fast")
