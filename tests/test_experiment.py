@@ -151,13 +151,14 @@ def test_peak_memory_is_a_property_of_the_run_not_of_the_process(tmp_path):
     from lqbench import sweep
 
     small = ExperimentSpec(name="small", **{**TINY, "epochs": 1})
-    big = ExperimentSpec(name="big", **{**TINY, "epochs": 1, "model_args": {"hidden_units": [2048, 2048]}})
+    big = ExperimentSpec(name="big", **{**TINY, "epochs": 1, "model_args": {"hidden_units": [4096, 4096]}})
     again = small.with_values({"name": "small-again"})
     outcome = sweep.sweep([small, big, again], tmp_path, log=None, isolate=True, save_model=False)
     assert [r.status for r in outcome.results] == ["ok"] * 3, [r.error for r in outcome.results]
     first, bigger, last = (r.peak_memory_bytes for r in outcome.results)
     assert all("own process" in r.memory_method for r in outcome.results), outcome.results[0].memory_method
-    assert bigger > first + 40 * 2**20  # it measures the run: 8.5 M more parameters (x3 with Adam) need more
+    # it measures the run: 16.5 M more parameters (with gradients and Adam's moments: ~250 MiB) need more
+    assert bigger > first + 100 * 2**20
     assert last == pytest.approx(first, rel=0.1)  # and not what ran before it
 
 
