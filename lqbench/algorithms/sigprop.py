@@ -85,10 +85,11 @@ step). So the peak is at least \\(2B\\) activations of the largest layer; lqbenc
 segment by segment and keeps only one segment's tensors alive (`Algorithm._train_segments`),
 which is that floor up to the layer's few intermediate tensors. Against backprop, which keeps
 every layer's activations for \\(B\\), the ratio is about \\(2 \max_l s_l / \sum_l s_l\\) (\\(s_l\\)
-a layer's activation size): below 0.5 on networks of many equal layers (ResNet-20 0.34 in
+a layer's activation size): below 0.5 on networks of many equal layers (ResNet-20 0.30 in
 BENCHMARKS.md), above it on VGG-style ones whose full-resolution layers dominate
 (VGG-small: \\(2 \cdot 1 / 3.5 \approx 0.57\\) in units of a 32x32 layer, for its two
-32x32, two 16x16 and two 8x8 convolutions; measured 0.79).
+32x32, two 16x16 and two 8x8 convolutions; measured 0.61 at width 0.25; both by
+``python bench/training_cost.py --part memory --steps 3 --modes graph``).
 
 **Cost: a forward pass of \\(B\\), one of \\(2B\\) and the weight gradients of \\(B\\).** Pass 2
 runs each weight layer on the clean and the modulated half separately and concatenates the
