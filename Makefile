@@ -57,9 +57,9 @@ venv: check-python $(BIN)/.installed
 run: check-python $(BIN)/.installed
 	$(BIN)/lqbench run $(ARGS)
 
-## the test suite
+## the test suite (with its 15 slowest tests listed, to keep it under 15 minutes)
 test: check-python $(BIN)/.installed
-	$(BIN)/python -m pytest -q tests $(ARGS)
+	$(BIN)/python -m pytest -q --durations=15 tests $(ARGS)
 
 ## the smoke subset (`pytest -m smoke`, listed in tests/conftest.py): import, data, one training per
 ## algorithm and binarizing method, one conversion, the CLI; what CI runs on the other two Pythons
