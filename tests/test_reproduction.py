@@ -223,6 +223,28 @@ def test_rows_matched_pending_failed_not_run_and_extra(results_003):
     assert "| CIFAR-10 (JPEG q75 copy) | base CNN | `{}` | 1 | 128 | 4 | 0, 1 | 6 / 1 / 1 | 1.2 h |" in text
 
 
+def test_training_time_is_epochs_times_the_median_epoch_not_the_paused_wall_time(tmp_path):
+    base = dict(name="r", spec_key="k", seed=0, status="ok", wall_time_s=5000.0)
+    assert render.training_seconds(RunResult(**base, epochs_run=10, time_per_epoch_s=45.0)) == 450.0
+    assert render.training_seconds(RunResult(**base)) == 5000.0  # no epoch time: the wall time
+    write_runs(tmp_path, "paper003", [(spec_003("ste", "W32A32"), [70.0, 72.0], {"time_s": 1800.0})])
+    text = render.render(sections(tmp_path))  # 2 runs x 2 epochs x 1800 s; wall 2 x 90 s
+    assert "2 runs, 2.0 h of training" in text and "3 min of wall time" in text
+
+
+def test_undecided_and_pending_comparisons_name_the_runs_they_wait_for(tmp_path):
+    write_run(tmp_path, "paper003", spec_003("ste", "W32A32"), 0, 70.0)  # one seed each, no sweep.toml
+    write_run(tmp_path, "paper003", spec_003("ste_clipped", "W1A32"), 0, 55.0)
+    unit, = [u for u in render.units_a(sections(tmp_path)) if u.text.endswith("`ste_clipped`) W1A32")]
+    result = render.evaluate(unit, sections(tmp_path))
+    assert result.lqbench == "undecided"
+    assert result.lqbench_numbers == ("none (full precision) W32A32: 1 finished seed(s); "
+                                      "STE (clipped; lqbench `ste_clipped`) W1A32: 1 finished seed(s)")
+    refs = (("paper000", ("imagenette", "mobilenetv2", "bp", "W1A1", True), "accuracy"),
+            ("paper000", ("imagenette", "mobilenetv2", "bp", "W1A1", False), "accuracy"))
+    assert render.ref_labels(refs, sections(tmp_path)) == ["skips", "no skips"]
+
+
 def test_several_configurations_of_one_cell_use_the_best_validation_one(tmp_path):
     for lr, accuracy, val in ((1e-2, 60.0, 0.55), (1e-3, 50.0, 0.65)):
         fields = {**spec_003("ste", "W32A32"), "learning_rate": lr}

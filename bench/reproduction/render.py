@@ -616,10 +616,11 @@ def evaluate(unit: Unit, sections: dict[str, Section]) -> UnitResult:
     statuses = {m.status for m in measures}
     if "not run" in statuses:
         lq, numbers = "not run", "; ".join(sorted({m.reason for m in measures if m.status == "not run"}))
-    elif "pending" in statuses:
-        lq, numbers = "pending", "; ".join(sorted({m.reason for m in measures if m.status == "pending"}))
-    elif "undecided" in statuses:
-        lq, numbers = "undecided", "; ".join(sorted({m.reason for m in measures if m.status == "undecided"}))
+    elif statuses & {"pending", "undecided"}:
+        lq = "pending" if "pending" in statuses else "undecided"
+        labels = ref_labels(unit.refs, sections)
+        numbers = "; ".join(dict.fromkeys(f"{label}: {m.reason}" if label else m.reason
+                                          for label, m in zip(labels, measures) if m.status == lq))
     else:
         stats = [m.stat for m in measures]
         lq, numbers = CALLS[unit.test(stats)], unit.show(stats)
@@ -666,6 +667,20 @@ def combine(letter: str, claim: str, source: str, rule: str, results: Sequence[U
         details.append(f"| {r.unit.text} | {r.paper_numbers} | {r.paper} | {_cell_text(r.lqbench_numbers)} | "
                        f"{r.lqbench}{' (left out)' if id(r) in left_out else ''} |")
     return Verdict(letter, claim, source, rule, outcome, summary, details)
+
+
+def ref_labels(refs: Sequence[Ref], sections: dict[str, Section]) -> list[str]:
+    """What tells the runs of a comparison apart: each ref's values of the key fields on which the
+    refs differ (e.g. ``["full precision W32A32", "STE W1A1"]``), or "" when they do not."""
+    fields = [sections[s].layout.fields for s, _, _ in refs]
+    keys = [k for _, k, _ in refs]
+    differing = [i for i in range(min(map(len, keys))) if len({k[i] for k in keys}) > 1]
+    def show(field: str, value: Any) -> str:
+        if field in ("skips", "distillation"):
+            return field if value else f"no {field}"
+        return show_field(field, value)
+
+    return [" ".join(show(f[i], k[i]) for i in differing) for f, k in zip(fields, keys)]
 
 
 def _cell_text(text: str) -> str:
@@ -1106,6 +1121,15 @@ def render_extra_rows(section: Section) -> list[str]:
     return lines + [""]
 
 
+def training_seconds(result: RunResult) -> float:
+    """The CPU time a run trained for: its median epoch time x its epochs (an estimate that does not
+    count the time its process was paused for other work on the machine, which ``wall_time_s``
+    does); ``wall_time_s`` when the run has no epoch time."""
+    if result.time_per_epoch_s is not None and result.epochs_run:
+        return result.time_per_epoch_s * result.epochs_run
+    return result.wall_time_s or 0.0
+
+
 def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds / 60:.0f} min"
 
@@ -1117,12 +1141,12 @@ def render_budget(section: Section) -> list[str]:
     if section.paper:
         lines += [f"**The paper:** {section.paper.get('budget', '')}. Protocol: {section.paper.get('protocol', '')}.", ""]
     command = f"lqbench sweep {section.preset} --output {output}" if section.preset else "(no preset)"
-    total = sum(r.wall_time_s or 0.0 for r in section.runs)
+    total = sum(training_seconds(r) for r in section.runs)
     datasets = {c.spec.get("dataset") for c in section.configs} | {c.key[0] for c in section.cells}
     lines += [f"**lqbench:** `{command}`, with `LQBENCH_DATA_DIR` pointing at the data"
               + (" (CIFAR-10 converted once by `../shared/data/cifar10-jpeg/to_python_batches.py`)"
                  if "cifar10" in datasets else "") + ". "
-              f"{len(section.runs)} committed run(s), {_hours(total)} of training in total (wall time on 2 cores)"
+              f"{len(section.runs)} committed run(s), {_hours(total)} of training in total (median epoch time x epochs, on 2 cores)"
               + (f"; {section.plan_note}" if section.plan_note else "") + ".", ""]
     groups: dict[tuple, list[Config]] = {}
     for config in section.configs:
@@ -1138,7 +1162,7 @@ def render_budget(section: Section) -> list[str]:
             ok = sum(len(c.ok) for c in configs)
             failed = sum(len(c.results) - len(c.ok) for c in configs)
             pending = sum(c.stat().pending for c in configs)
-            seconds = sum(r.wall_time_s or 0.0 for c in configs for r in c.results)
+            seconds = sum(training_seconds(r) for c in configs for r in c.results)
             lines.append(f"| {label} | {model} | `{args}` | {epochs} | {batch} | {len(configs)} | "
                          f"{', '.join(map(str, seeds))} | {ok} / {failed} / {pending} | {_hours(seconds)} |")
         lines.append("")
@@ -1156,7 +1180,7 @@ def render_budget(section: Section) -> list[str]:
             stat = config.stat()
             value = fmt(stat) if stat.n else f"failed: {'; '.join(stat.errors)}"
             seeds = ", ".join(str(r.seed) for r in sorted(config.results, key=lambda r: r.seed))
-            seconds = sum(r.wall_time_s or 0.0 for r in config.results)
+            seconds = sum(training_seconds(r) for r in config.results)
             described = ", ".join(f"{field} {show_field(field, value)}"
                                   for field, value in zip(section.layout.fields, config.key))
             lines.append(f"| `{config.spec_key}` | {config.name}: {described}; model args "
@@ -1207,7 +1231,8 @@ def render_verdicts(verdicts: Sequence[Verdict]) -> list[str]:
 def render(sections: dict[str, Section], preview: str = "") -> str:
     """The whole of REPRODUCTION.md."""
     verdicts = [f(sections) for f in VERDICTS]
-    total = sum(r.wall_time_s or 0.0 for s in sections.values() for r in s.runs)
+    total = sum(training_seconds(r) for s in sections.values() for r in s.runs)
+    wall = sum(r.wall_time_s or 0.0 for s in sections.values() for r in s.runs)
     runs = sum(len(s.runs) for s in sections.values())
     lines = ["# Reproducing the four seed papers at CPU scale", ""]
     if preview:
@@ -1216,7 +1241,8 @@ def render(sections: dict[str, Section], preview: str = "") -> str:
         f"Generated by `{COMMAND}` from the committed run results in `bench/reproduction/results/` and the "
         "papers' published numbers in `bench/reproduction/papers.toml`; never edited by hand "
         f"(`{COMMAND} --check` fails when it is stale). {runs} runs, {_hours(total)} of training on one 2-core "
-        "x86 CPU.",
+        f"x86 CPU (each run's median epoch time x its epochs; {_hours(wall)} of wall time, which also counts "
+        "the time the runs were paused while the machine ran tests and benchmarks).",
         "",
         "**The published numbers are on the official datasets at the papers' budgets** (hundreds of epochs on "
         "GPUs); lqbench's are on the copies in `../shared/data` (CIFAR-10 and ImageNette are JPEG q75 copies of "
