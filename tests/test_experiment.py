@@ -154,7 +154,8 @@ def test_peak_memory_is_a_property_of_the_run_not_of_the_process(tmp_path):
     # the big run's peak no longer hangs on that measurement's choice (XLA's fused step needs less:
     # 126 MiB above the build measured with XLA chosen, 303 MiB in graph mode, the small runs 22 MiB)
     small = ExperimentSpec(name="small", **{**TINY, "epochs": 1, "xla": "off"})
-    big = ExperimentSpec(name="big", **{**TINY, "epochs": 1, "xla": "off", "model_args": {"hidden_units": [4096, 4096]}})
+    big = ExperimentSpec(name="big", **{**TINY, "epochs": 1, "xla": "off",
+                                        "model_args": {"hidden_units": [4096, 4096]}})
     again = small.with_values({"name": "small-again"})
     outcome = sweep.sweep([small, big, again], tmp_path, log=None, isolate=True, save_model=False)
     assert [r.status for r in outcome.results] == ["ok"] * 3, [r.error for r in outcome.results]
