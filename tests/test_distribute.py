@@ -1,4 +1,5 @@
 """Data-parallel training on tf.distribute: two MultiWorkerMirroredStrategy workers on 127.0.0.1."""
+import importlib.util
 import pathlib
 import socket
 import subprocess
@@ -22,6 +23,14 @@ def _free_ports(n):
     for s in sockets:
         s.close()
     return ports
+
+
+def _worker_module():
+    """tests/workers/mwms_train.py as a module (its `train` runs the single-process reference here)."""
+    spec = importlib.util.spec_from_file_location("mwms_train", WORKER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _run(processes):
@@ -52,12 +61,13 @@ def test_two_workers_end_identical_and_match_single_process(algorithm, optimizer
         )
         for i, out in enumerate(outputs)
     ]
-    single = subprocess.Popen([sys.executable, str(WORKER), algorithm, str(tmp_path / "single.npz"), *options],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _run(workers + [single])
+    try:  # the single-process reference: the same training in this process while the workers run
+        ref = _worker_module().train(algorithm, optimizer, bool(distill))
+    finally:
+        _run(workers)
 
-    w0, w1, ref = (np.load(p) for p in (*outputs, tmp_path / "single.npz"))
-    finals = [k for k in ref.files if k.startswith("final")]
+    w0, w1 = (np.load(p) for p in outputs)
+    finals = [k for k in ref if k.startswith("final")]
     assert len(finals) == len(w0.files) // 2 > 0
     trained = False
     for key in finals:

@@ -1,8 +1,9 @@
 """KerasTuner's own distributed mode: a chief (oracle) and two workers on 127.0.0.1 share one grid.
 
-Every process runs the same ``lqbench tune`` command; only the KERASTUNER_* variables differ.
-The test checks that every grid point ran exactly once, across the two workers, and that the
-chief reports the best trial. Processes are bounded in time and always cleaned up.
+Every process runs the same ``lqbench tune`` command; only the KERASTUNER_* variables differ (the
+chief's runs through tests/workers/kt_chief.py, which shortens KerasTuner's minute of oracle
+polling sleeps). The test checks that every grid point ran exactly once, across the two workers,
+and that the chief reports the best trial. Processes are bounded in time and always cleaned up.
 """
 import os
 import pathlib
@@ -16,6 +17,7 @@ import pytest
 import lqbench
 
 TIMEOUT_S = 420
+CHIEF = pathlib.Path(__file__).parent / "workers" / "kt_chief.py"
 GRID = ["0.3", "0.01", "1e-06"]
 
 
@@ -25,9 +27,9 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _command(output):
+def _command(output, program=("-m", "lqbench.cli")):
     return [
-        sys.executable, "-m", "lqbench.cli", "tune", "--dataset", "digits", "--model", "binarynet_mlp",
+        sys.executable, *program, "tune", "--dataset", "digits", "--model", "binarynet_mlp",
         "--model-args", '{"hidden_units": [32]}', "--epochs", "1", "--batch-size", "64", "--optimizer", "sgd",
         "--grid", "learning_rate=" + ",".join(GRID), "--final-seeds", "1", "--quiet", "--output", str(output),
     ]
@@ -40,7 +42,7 @@ def test_chief_and_two_workers_run_every_grid_point_exactly_once(tmp_path):
     logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("chief", "tuner0", "tuner1")}
     processes = {}
     try:
-        processes["chief"] = subprocess.Popen(_command(tmp_path / "search"), stdout=logs["chief"],
+        processes["chief"] = subprocess.Popen(_command(tmp_path / "search", (str(CHIEF),)), stdout=logs["chief"],
                                               stderr=subprocess.STDOUT,
                                               env={**base_env, "KERASTUNER_TUNER_ID": "chief"})
         time.sleep(2)
