@@ -3,6 +3,7 @@ import json
 import os
 import pathlib
 import platform
+import warnings
 
 import larq as lq
 import larq_compute_engine as lce
@@ -13,7 +14,7 @@ import tensorflow as tf
 import lqbench
 import lqbench.tflite as tfl
 from lqbench import estimators
-from lqbench.tflite import analysis
+from lqbench.tflite import analysis, verification
 
 BINARY = dict(
     input_quantizer="ste_sign",
@@ -461,3 +462,91 @@ def test_bench_refuses_a_truncated_flatbuffer_in_one_line(converted, tmp_path):
     assert run.returncode == 2, (run.returncode, run.stderr[-2000:])
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lqbench bench: error: ") and "truncated or corrupt" in lines[0]
+
+
+# --------------------------------------------------------------------------- to_flatbuffer's fast path
+
+
+def _lce_convert_keras_model(model, target="arm"):
+    """What `to_flatbuffer` called before: LCE's own Keras conversion (its graphdef-fallback warning silenced)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Saved-model conversion failed")
+        return lce.convert_keras_model(model, target=target)
+
+
+def _not_called(*args, **kwargs):
+    raise AssertionError("lce.convert_keras_model ran: the fast path was not taken")
+
+
+def _zoo(name, **kwargs):
+    import lqbench.models as models
+
+    tf.keras.utils.set_random_seed(0)
+    return models.build(name, (32, 32, 3), 10, binarization=lqbench.Binarization(), **kwargs)
+
+
+def _first_blocks(model, last):
+    """``model`` up to layer ``last`` (the whole zoo model converts twice in ~16 s, 5 blocks in ~4 s;
+    its whole-model byte identity is in ``tests/time_conversion.py``)."""
+    return tf.keras.Model(model.input, model.get_layer(last).output)
+
+
+# a binary conv net (max-pools, BN), one with skips, depthwise layers LCE keeps float, a dense
+# net the rewrite turns into binary convolutions; each as `convert` hands it to the converter
+FAST_CASES = {
+    "small_bnn-arm": (small_bnn, "arm", {"LceBconv2d": 3, "LceBMaxPool2d": 2}),
+    "small_bnn-xcore": (small_bnn, "xcore", {"LceBconv2d": 3}),
+    "resnet20-skips": (lambda: _zoo("resnet20", depth=8, width=8), "arm", {"LceBconv2d": 6, "ADD": 6}),
+    "mobilenet_v2-depthwise": (lambda: _first_blocks(_zoo("mobilenet_v2", width_multiplier=0.35), "block5_add"), "arm",
+                               {"LceBconv2d": 9, "DEPTHWISE_CONV_2D": 5, "ADD": 2}),
+    "binarynet_mlp-dense_as_conv": (lambda: _zoo("binarynet_mlp", hidden_units=[64, 64]), "arm", {"LceBconv2d": 1}),
+}
+
+
+@pytest.mark.parametrize("build,target,expected_ops", FAST_CASES.values(), ids=FAST_CASES)
+def test_fast_conversion_is_byte_identical_to_lce_convert_keras_model(build, target, expected_ops, monkeypatch):
+    """`to_flatbuffer` saves only the serving function: same operators in the same order (LCE's
+    custom ops included), same inputs and outputs, same outputs, and in fact the same bytes as
+    ``lce.convert_keras_model``, which saves the whole Keras model."""
+    model = tfl.audit(build(), target).model
+    with monkeypatch.context() as patch, warnings.catch_warnings():
+        patch.setattr(lce, "convert_keras_model", _not_called)
+        warnings.simplefilter("error", tfl.ConversionWarning)  # no fallback either
+        fast = tfl.to_flatbuffer(model, target)
+    old = _lce_convert_keras_model(model, target)
+    ops = analysis.op_list(fast)
+    assert ops == analysis.op_list(old)
+    assert {op: ops.count(op) for op in expected_ops} == expected_ops, analysis.op_counts(fast)
+    assert "LceQuantize" in ops
+    fast_interpreter, old_interpreter = verification._interpreter(fast), verification._interpreter(old)
+    for attribute in ("input_shapes", "input_types", "output_shapes", "output_types"):
+        assert getattr(fast_interpreter, attribute) == getattr(old_interpreter, attribute), attribute
+    assert fast_interpreter.input_shapes == [(1, *model.input_shape[1:])]
+    if target == "arm":  # the xcore flatbuffer's ops have no host kernels
+        x = verification.random_inputs(model, 2)[0]
+        for sample in x:
+            np.testing.assert_array_equal(fast_interpreter.predict(sample[None]), old_interpreter.predict(sample[None]))
+    assert fast == old
+
+
+def test_dense_net_case_is_rewritten():
+    """The binarynet_mlp case above really goes through the dense-as-conv rewrite."""
+    checked = tfl.audit(FAST_CASES["binarynet_mlp-dense_as_conv"][0]())
+    assert [step.kind for step in checked.rewrites.rewrites] == ["dense_as_conv"]
+
+
+def test_conversion_falls_back_to_lce_convert_keras_model_when_the_fast_path_raises(monkeypatch):
+    import sys
+
+    convert_module = sys.modules["lqbench.tflite.convert"]
+    model = small_bnn()
+
+    def fails(model, target):
+        raise RuntimeError("saving failed\nsecond line")
+
+    monkeypatch.setattr(convert_module, "_saved_model_flatbuffer", fails)
+    with pytest.warns(tfl.ConversionWarning, match=r"fast conversion failed \(RuntimeError: saving failed\); "
+                                                   "converting with larq_compute_engine.convert_keras_model"):
+        fallback = tfl.to_flatbuffer(model)
+    assert fallback == _lce_convert_keras_model(model)
+    assert analysis.op_counts(fallback)["LceBconv2d"] == 3

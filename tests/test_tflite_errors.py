@@ -19,6 +19,15 @@ def _model(shape=(4,)):
     return tf.keras.Model(inputs, tf.keras.layers.Dense(2)(inputs))
 
 
+def _mixed_precision_model():
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        return _model()
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+
+
 def _not_tflite(tmp_path):
     path = tmp_path / "x.tflite"
     path.write_bytes(b"\0" * 32)
@@ -30,6 +39,12 @@ CASES = [
     ("audit target", lambda p: tflite.audit(_model(), target="x86"), ConfigValueError, "unknown target 'x86'"),
     ("audit model", lambda p: tflite.audit("model.h5"), ConfigTypeError, "needs a tf.keras.Model, got str"),
     ("audit rewrite", lambda p: tflite.audit(_model(), rewrite="yes"), ConfigTypeError, "rewrite must be True"),
+    ("to_flatbuffer target", lambda p: tflite.to_flatbuffer(_model(), target="x86"), ConfigValueError,
+     "unknown target 'x86'; allowed: arm, xcore"),
+    ("to_flatbuffer model", lambda p: tflite.to_flatbuffer("model.h5"), ConfigTypeError,
+     "LCE converts a tf.keras.Model, got str"),
+    ("to_flatbuffer mixed precision", lambda p: tflite.to_flatbuffer(_mixed_precision_model()), ConfigValueError,
+     "dtype policy 'mixed_float16' \\(allowed: float32\\)"),
     ("rewrite target", lambda p: rewriting.rewrite(_model(), target="x86"), ConfigValueError, "unknown target"),
     ("rewrite kinds", lambda p: rewriting.rewrite(_model(), kinds=("fold",)), ConfigValueError, "unknown rewrite"),
     ("fallback policy", lambda p: tflite.fallback_policy("maybe"), ConfigValueError,
