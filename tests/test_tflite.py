@@ -487,7 +487,7 @@ def _zoo(name, **kwargs):
 
 def _first_blocks(model, last):
     """``model`` up to layer ``last`` (the whole zoo model converts twice in ~16 s, 5 blocks in ~4 s;
-    its whole-model byte identity is in ``tests/time_conversion.py``)."""
+    its whole-model byte identity is in ``bench/conversion_time.py``)."""
     return tf.keras.Model(model.input, model.get_layer(last).output)
 
 

@@ -449,7 +449,7 @@ def to_flatbuffer(model: tf.keras.Model, target: str = "arm") -> bytes:
 
     Measured on this project's 2-core x86 host (seconds per conversion; untrained W1A1 zoo models at
     the sizes of ``tests/test_tflite_rewrite.py``, 32x32x3 inputs, rewritten as `convert` rewrites
-    them; ``python tests/time_conversion.py``; every pair of flatbuffers byte-identical):
+    them; ``python bench/conversion_time.py``; every pair of flatbuffers byte-identical):
 
     | model (test size)                      | layers | ``convert_keras_model`` | `to_flatbuffer` |
     |----------------------------------------|-------:|------------------------:|----------------:|

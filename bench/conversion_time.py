@@ -7,7 +7,7 @@ it (`lqbench.tflite.audit`); a tiny model converts first so that neither path pa
 Prints a Markdown table (seconds per conversion, one conversion each, fast path first).
 A measurement, not a test (pytest does not collect it); run it alone on the machine:
 
-    python tests/time_conversion.py [MODEL ...]
+    python bench/conversion_time.py [MODEL ...]
 """
 import os
 import pathlib
@@ -21,7 +21,7 @@ import lqbench.models as models  # noqa: E402
 import lqbench.tflite as tfl  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
 from test_tflite_rewrite import ZOO_SMALL  # noqa: E402
 
 convert_module = sys.modules["lqbench.tflite.convert"]
