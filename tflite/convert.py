@@ -7,7 +7,7 @@ r"""Convert a Larq model with Larq Compute Engine in its fastest exact form, and
    ``rewrite=False`` turns it off) and predict, layer by layer, what LCE makes of it
    (`lqbench.tflite.analysis.analyze`);
 2. **convert** (`to_flatbuffer`: LCE's conversion of the model's serving function alone,
-   byte-identical to ``lce.convert_keras_model`` and 2.2-4.6x faster): the LCE flatbuffer, its
+   byte-identical to ``lce.convert_keras_model`` and 2.2-4.5x faster): the LCE flatbuffer, its
    operator histogram (`LceBconv2d`, `LceQuantize`, ...), the binary layers that became
    `LceBconv2d` and the max-pools that became `LceBMaxPool2d` (predicted, then cross-checked
    against the flatbuffer's counts), silent float fallbacks with their reasons, the bytes of
@@ -413,7 +413,12 @@ def _saved_model_flatbuffer(model: tf.keras.Model, target: str) -> bytes:
     """LCE's saved-model conversion of ``model``'s serving function alone (the fast path of `to_flatbuffer`)."""
     serving = _serving_function(model)
     root = tf.Module()
-    root.serving_variables = list(serving.variables)  # tracked, so that the SavedModel holds their values
+    # tracked, so that the SavedModel holds their values; in the model's order: the function's own
+    # order varies between processes, and with it the order of the flatbuffer's constants
+    captured = {v.ref() for v in serving.variables}
+    ordered = [v for v in model.variables if v.ref() in captured]
+    known = {v.ref() for v in ordered}
+    root.serving_variables = ordered + [v for v in serving.variables if v.ref() not in known]
     with tempfile.TemporaryDirectory() as directory:
         tf.saved_model.save(root, directory, signatures={tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: serving},
                             options=_SAVE_OPTIONS)
@@ -431,13 +436,15 @@ def to_flatbuffer(model: tf.keras.Model, target: str = "arm") -> bytes:
     """The bare LCE conversion (no rewrite, no analysis, no verification): flatbuffer bytes, batch size 1.
 
     The flatbuffer is the one ``lce.convert_keras_model(model, target=target)`` returns, made
-    2.2-4.6x faster. LCE's function saves the whole Keras model (``model.save(tmp,
+    2.2-4.5x faster. LCE's function saves the whole Keras model (``model.save(tmp,
     save_format="tf")``, which traces the call functions of every layer, ~90% of its time) and
     converts the SavedModel's ``serving_default`` signature (tag ``serve``). This saves only what
     that conversion reads: a `tf.Module` holding the variables of Keras's own serving function,
     exported as ``serving_default`` (`_serving_function`), then calls the same
     ``lce.convert_saved_model``. The converter sees the same function and the same variable
-    values: the two flatbuffers are byte-identical on every zoo model at its test size (below) and
+    values, tracked in the model's order (in the function's own order, which varies between
+    processes, the flatbuffer's constants came out in another order in 2 processes of 6 on
+    LeNet): the two flatbuffers are byte-identical on every zoo model at its test size (below) and
     on the cases of ``tests/test_tflite.py::test_fast_conversion_is_byte_identical_to_lce_convert_keras_model``.
     The save skips the gradient functions of custom-gradient ops (`_SAVE_OPTIONS`), which inference
     never reads.
@@ -453,15 +460,15 @@ def to_flatbuffer(model: tf.keras.Model, target: str = "arm") -> bytes:
 
     | model (test size)                      | layers | ``convert_keras_model`` | `to_flatbuffer` |
     |----------------------------------------|-------:|------------------------:|----------------:|
-    | binarynet_mlp (hidden_units=[256, 256])|     10 |  0.74 |  0.21 (3.6x) |
-    | lenet                                  |     13 |  0.82 |  0.20 (4.1x) |
-    | binarynet_cnn (width_multiplier=0.25)  |     27 |  2.38 |  0.77 (3.1x) |
-    | vgg_small (width_multiplier=0.25)      |     24 |  1.64 |  0.39 (4.2x) |
-    | vgg19 (width_multiplier=0.125)         |     48 |  5.72 |  2.58 (2.2x) |
-    | resnet20 (width=8)                     |    120 |  7.54 |  1.65 (4.6x) |
-    | reactnet_a (width_multiplier=0.125)    |    118 |  9.36 |  2.30 (4.1x) |
-    | mobilenet_v2 (width_multiplier=0.35)   |    118 | 11.88 |  3.57 (3.3x) |
-    | total                                  |        | 40.08 | 11.68 (3.4x) |
+    | binarynet_mlp (hidden_units=[256, 256])|     10 |  0.87 |  0.21 (4.1x) |
+    | lenet                                  |     13 |  0.68 |  0.20 (3.4x) |
+    | binarynet_cnn (width_multiplier=0.25)  |     27 |  2.43 |  0.76 (3.2x) |
+    | vgg_small (width_multiplier=0.25)      |     24 |  1.87 |  0.43 (4.3x) |
+    | vgg19 (width_multiplier=0.125)         |     48 |  5.96 |  2.69 (2.2x) |
+    | resnet20 (width=8)                     |    120 |  7.60 |  1.67 (4.5x) |
+    | reactnet_a (width_multiplier=0.125)    |    118 |  8.84 |  2.33 (3.8x) |
+    | mobilenet_v2 (width_multiplier=0.35)   |    118 | 11.63 |  2.63 (4.4x) |
+    | total                                  |        | 39.89 | 10.92 (3.7x) |
 
     What remains is one trace of the model, writing its variables and LCE's conversion itself.
 
