@@ -130,9 +130,17 @@ def test_cpu_reproduction_presets_state_their_budget_and_run_every_configuration
     if any(s.dataset == "cifar10" for s in specs):
         assert "CIFAR-10 (JPEG q75 copy)" in header
     if any(s.dataset == "imagenette" for s in specs):
-        assert "ImageNette (224 px JPEG q75 copy)" in header and {tuple(s.image_size) for s in specs} == {(64, 64)}
+        assert "ImageNette (224 px JPEG q75 copy)" in header
+        assert {tuple(s.image_size) for s in specs if s.dataset == "imagenette"} == {(64, 64)}
     from lqbench.sweep import SweepSpec
     assert SweepSpec.load(presets.path(name)).order == "seeds"
+
+
+def test_paper000_cpu_covers_table_3_on_cifar10_for_vgg19():
+    """Issue #18: paper 000 on ImageNette *and* CIFAR-10: Table 3's CIFAR-10 cells of VGG-19."""
+    cells = {(s.binarization.label, s.algorithm) for s in presets.specs("paper000-cpu")
+             if s.dataset == "cifar10" and s.model == "vgg19"}
+    assert cells == {(label, a) for label in ("W32A32", "W1A32") for a in ("bp", "dfa", "drtp")}
 
 
 def test_paper003_cpu_covers_every_estimator_of_table_1_and_vgg_small():
