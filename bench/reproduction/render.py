@@ -1184,7 +1184,8 @@ def render_budget(section: Section) -> list[str]:
             described = ", ".join(f"{field} {show_field(field, value)}"
                                   for field, value in zip(section.layout.fields, config.key))
             lines.append(f"| `{config.spec_key}` | {config.name}: {described}; model args "
-                         f"`{json.dumps(config.spec.get('model_args') or {}, sort_keys=True)}` | {seeds} | {value} | "
+                         f"`{json.dumps(config.spec.get('model_args') or {}, sort_keys=True)}`, learning rate "
+                         f"{config.spec.get('learning_rate')}, {config.spec.get('epochs')} epochs | {seeds} | {value} | "
                          f"{_hours(seconds)} |")
         lines.append("")
     if section.skipped:
