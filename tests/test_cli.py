@@ -217,3 +217,13 @@ def test_help_names_equal_the_registries():
                   "estimator": estimators, "schedule": schedules, "preset": presets}
     for kind, module in registries.items():
         assert names.names(kind) == tuple(sorted(dict.fromkeys(str(n) for n in module.available()))), kind
+
+
+def test_a_closed_stdout_pipe_ends_the_command_quietly(tmp_path):
+    """`lqbench sweep ... --dry-run | head -1`: the reader goes away; no BrokenPipeError traceback."""
+    process = subprocess.Popen([sys.executable, "-m", "lqbench.cli", "sweep", "small-digits-algorithms", "--dry-run",
+                                "--output", str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before the command's first line: every write meets a closed pipe
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 141, stderr.decode()[-2000:]
+    assert b"Traceback" not in stderr and b"BrokenPipeError" not in stderr, stderr.decode()[-2000:]
