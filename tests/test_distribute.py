@@ -1,4 +1,5 @@
 """Data-parallel training on tf.distribute: two MultiWorkerMirroredStrategy workers on 127.0.0.1."""
+import functools
 import importlib.util
 import pathlib
 import socket
@@ -25,8 +26,9 @@ def _free_ports(n):
     return ports
 
 
+@functools.cache
 def _worker_module():
-    """tests/workers/mwms_train.py as a module (its `train` runs the single-process reference here)."""
+    """tests/workers/mwms_train.py as a module, loaded once (its `train` runs the single-process reference here)."""
     spec = importlib.util.spec_from_file_location("mwms_train", WORKER)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
