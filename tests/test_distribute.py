@@ -1,6 +1,4 @@
 """Data-parallel training on tf.distribute: two MultiWorkerMirroredStrategy workers on 127.0.0.1."""
-import functools
-import importlib.util
 import pathlib
 import socket
 import subprocess
@@ -11,6 +9,8 @@ import pytest
 
 import lqbench
 from lqbench import distribute
+
+from _scripts import load_script
 
 WORKER = pathlib.Path(__file__).parent / "workers" / "mwms_train.py"
 TIMEOUT_S = 240
@@ -26,13 +26,9 @@ def _free_ports(n):
     return ports
 
 
-@functools.cache
 def _worker_module():
-    """tests/workers/mwms_train.py as a module, loaded once (its `train` runs the single-process reference here)."""
-    spec = importlib.util.spec_from_file_location("mwms_train", WORKER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """tests/workers/mwms_train.py as a module (its `train` runs the single-process reference here)."""
+    return load_script(WORKER, "mwms_train")
 
 
 def _run(processes):

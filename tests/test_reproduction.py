@@ -1,9 +1,7 @@
 """REPRODUCTION.md's generator (bench/reproduction/render.py) on synthetic result files: matching a run
 to a paper's cell, pending / failed / extra rows, each verdict's outcomes, the stale check."""
-import importlib.util
 import pathlib
 import subprocess
-import sys
 
 import pytest
 
@@ -12,19 +10,10 @@ from lqbench.results import RunResult
 from lqbench.spec import ExperimentSpec
 from lqbench.sweep import SweepSpec
 
+from _scripts import load_script
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def _load_render():
-    """bench/ is not a package: import the script by its path."""
-    spec = importlib.util.spec_from_file_location("reproduction_render", ROOT / "bench" / "reproduction" / "render.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-render = _load_render()
+render = load_script(ROOT / "bench" / "reproduction" / "render.py", "reproduction_render")  # bench/ is no package
 PAPERS = render.load_papers()
 LABELS = {"W1A1": (True, True), "W1A32": (True, False), "W32A1": (False, True), "W32A32": (False, False)}
 
@@ -287,7 +276,7 @@ def test_runs_outside_the_plan_are_listed_not_used(results_003):
     assert earlier.key() != planned["none"].key()
     RunResult(name=earlier.name, spec_key=earlier.key(), seed=0, status="ok", test_accuracy_best_val=0.99,
               best_val_accuracy=0.99, wall_time_s=60.0, spec=earlier.to_dict()).save(
-        folder / f"{earlier.name}-{earlier.key()}" / f"seed-0" / "result.json")
+        folder / f"{earlier.name}-{earlier.key()}" / "seed-0" / "result.json")
     section = render.load_section("paper003", results_003, PAPERS, preset=None)
     assert [c.spec_key for c in section.outside] == [earlier.key()]
     assert earlier.key() not in {c.spec_key for c in section.configs}
