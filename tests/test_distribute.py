@@ -26,11 +26,6 @@ def _free_ports(n):
     return ports
 
 
-def _worker_module():
-    """tests/workers/mwms_train.py as a module (its `train` runs the single-process reference here)."""
-    return load_script(WORKER, "mwms_train")
-
-
 def _run(processes):
     try:
         for process in processes:
@@ -60,7 +55,7 @@ def test_two_workers_end_identical_and_match_single_process(algorithm, optimizer
         for i, out in enumerate(outputs)
     ]
     try:  # the single-process reference: the same training in this process while the workers run
-        ref = _worker_module().train(algorithm, optimizer, bool(distill))
+        ref = load_script(WORKER, "mwms_train").train(algorithm, optimizer, bool(distill))
     finally:
         _run(workers)
 
