@@ -455,6 +455,20 @@ def test_segment_methods_checkpoint(tmp_path, method):
     np.testing.assert_allclose(clone.predict(x, verbose=0), trainer.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["hsic", "sigprop"])
+def test_training_only_losses_are_not_validation_metrics(method):
+    """The per-tap local losses are logged while training and left out of ``evaluate``
+    (which never computes them) instead of showing as ``val_<name>: 0``."""
+    x, y = _data(ConvNet, 5)
+    trainer = A.build(method, ConvNet.keras(), seed=7)
+    trainer.compile(tf.keras.optimizers.legacy.Adam(1e-2), metrics=["accuracy"], run_eagerly=True)
+    history = trainer.fit(x, y, batch_size=4, epochs=1, verbose=0, validation_data=(x, y)).history
+    local = sorted(k for k in history if k.startswith(f"{method}_"))
+    assert local and all(np.isfinite(history[k][0]) and history[k][0] != 0 for k in local)
+    assert sorted(k for k in history if k.startswith("val_")) == ["val_accuracy", "val_loss"]
+    assert sorted(trainer.evaluate(x, y, verbose=0, return_dict=True)) == ["accuracy", "loss"]
+
+
 def test_save_and_reload_keeps_feedback_and_predictions(tmp_path):
     x, y = _data(ConvNet, 5)
     trainer = A.build("dfa", ConvNet.keras(), seed=7)

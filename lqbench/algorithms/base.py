@@ -247,6 +247,13 @@ class Algorithm(tf.keras.Model):
         logits = self._train_step(x, y, sample_weight)
         return self.compute_metrics(x, y, logits, sample_weight)
 
+    def test_step(self, data):
+        """Keras's ``test_step`` without the training-only trackers (per-tap local losses,
+        ``kd_loss``): ``evaluate`` never updates them, so they would log as ``val_<name>: 0``."""
+        logs = super().test_step(data)
+        training_only = {t.name for t in self._trackers}
+        return {name: value for name, value in logs.items() if name not in training_only}
+
     def _train_step(self, x, y, sample_weight):  # pragma: no cover - abstract
         raise NotImplementedError
 

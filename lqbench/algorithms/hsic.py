@@ -12,7 +12,7 @@ per sample:
 centred one-hot labels \\(Y = \operatorname{onehot}(y) - 1/C\\) (a zero row has norm 1 added
 \\(10^{-6}\\), as in the code). \\(\gamma\\) grid {2, 20, 200}, default 20 (the value paper 000's
 authors selected; the code's default is 2). The output layer trains on its true loss. Per-tap
-losses are reported as metrics ``hsic_<k>``.
+losses are reported as training metrics ``hsic_<k>`` (not by ``evaluate``, which does not compute them).
 
 With ``distillation`` the output layer's loss is the distillation loss (`Algorithm._output_loss`);
 the hidden segments keep their local losses on the label kernel \\(K_Y\\) (the teacher does not

@@ -111,7 +111,7 @@ its output error \\(e = w_{CE} (\operatorname{softmax}(z) - \operatorname{onehot
 (\operatorname{softmax}(z / T) - \operatorname{softmax}(z_T / T))\\), so the hidden layers learn
 from \\(x + \alpha_{sp}\, e F\\) with the teacher's distribution in \\(e\\).
 
-Per-layer mean squared errors are reported as metrics ``sigprop_<k>`` (k-th hidden weight
+Per-layer mean squared errors are reported as training metrics ``sigprop_<k>`` (k-th hidden weight
 layer). The Sigprop target stream with a local similarity loss (Kohan et al.'s main variant)
 is not implemented.
 
