@@ -442,6 +442,15 @@ def test_spearman_against_the_closed_form():
     assert render.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
 
 
+def test_fmt_shows_a_zero_std_of_several_seeds_not_of_one_number():
+    assert render.fmt(render.Stat(57.46, 0.71, 2)) == "57.5 ± 0.7"
+    assert render.fmt(render.Stat(9.93, 0.0, 2)) == "9.9 ± 0.0"  # two seeds that agree
+    assert render.fmt(render.Stat(16.6, None, 1)) == "16.6"  # one seed
+    assert render.fmt(render.Stat(75.2, 0.0, 1)) == "75.2"  # a paper that gives no std
+    assert render.fmt(render.Stat(12905.4, 502.3, 1)) == "12905 ± 502"
+    assert render.fmt(None) == "–"
+
+
 @pytest.mark.parametrize("means, outcome", [
     ({"ste": 84.3, "bop": 84.5, "bmd": 84.1, "bnew": 84.4}, render.REPRODUCED),
     ({"ste": 84.3, "bop": 84.5, "bmd": 84.1, "bnew": 80.0}, render.NOT_REPRODUCED),

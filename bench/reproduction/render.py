@@ -573,11 +573,13 @@ def difference(a: Stat, b: Stat) -> Stat:
 
 
 def fmt(stat: Stat | None, digits: int = 1) -> str:
-    """``57.5 ± 0.7`` (no std: the mean alone); whole numbers from 1000 up (run times in s)."""
+    """``57.5 ± 0.7``; the mean alone when there is no std (one seed, or a paper that gives none);
+    ``9.9 ± 0.0`` when several seeds agree; whole numbers from 1000 up (run times in s)."""
     if stat is None or stat.mean is None:
         return "–"
     digits = 0 if abs(stat.mean) >= 1000 else digits
-    return f"{stat.mean:.{digits}f}" + (f" ± {stat.std:.{digits}f}" if stat.std else "")
+    shown = stat.std is not None and (stat.std or stat.n > 1)
+    return f"{stat.mean:.{digits}f}" + (f" ± {stat.std:.{digits}f}" if shown else "")
 
 
 Ref = tuple[str, tuple, str]  # (section id, key, metric)
